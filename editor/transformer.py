@@ -23,6 +23,10 @@ import torch
 from diffusers.configuration_utils import register_to_config
 from diffusers.models.embeddings import get_1d_rotary_pos_embed
 from diffusers.models.modeling_outputs import Transformer2DModelOutput
+
+# DiffusionPipeline.from_pretrained finds how to load a component defined outside diffusers by looking up its base
+# classes in the component's own module: ModelMixin must be a name here.
+from diffusers.models.modeling_utils import ModelMixin  # noqa: F401
 from diffusers.models.transformers.transformer_hunyuan_video import HunyuanVideoTransformer3DModel
 from diffusers.utils import apply_lora_scale
 from torch import nn
@@ -61,6 +65,8 @@ class ICVETransformer3DModel(HunyuanVideoTransformer3DModel):
     Args:
         source_rope (`str`, defaults to `"shared"`): `"shared"` gives source tokens the target's RoPE positions (ICVE);
             `"offset"` places the source frames after the target's on the time axis.
+        image_condition_type (`str`, *optional*): always token-replace blocks; `None` is accepted so that
+            HunyuanVideo's text-to-video configs load unchanged.
         The other arguments are those of [`HunyuanVideoTransformer3DModel`].
     """
 
@@ -83,8 +89,13 @@ class ICVETransformer3DModel(HunyuanVideoTransformer3DModel):
         pooled_projection_dim: int = 768,
         rope_theta: float = 256.0,
         rope_axes_dim: tuple[int, ...] = (16, 56, 56),
+        image_condition_type: str | None = "token_replace",
         source_rope: str = "shared",
     ) -> None:
+        # HunyuanVideo's text-to-video configs say `None`: the blocks are token-replace blocks either way, with the
+        # same parameters. Image-latent concatenation changes the input layer and is not an in-context model.
+        if image_condition_type not in (None, "token_replace"):
+            raise ValueError(f"image_condition_type={image_condition_type!r} is not supported by the in-context model")
         if source_rope not in SOURCE_ROPE_MODES:
             raise ValueError(f"source_rope={source_rope!r} is not one of {SOURCE_ROPE_MODES}")
         if sum(rope_axes_dim) != attention_head_dim:

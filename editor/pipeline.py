@@ -9,7 +9,8 @@ not away from the source.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,7 +66,7 @@ class VideoEditPipeline(DiffusionPipeline):
             `spatial_compression_ratio`, `temporal_compression_ratio` in its config (e.g.
             [`AutoencoderKLHunyuanVideo`]).
         scheduler ([`FlowMatchEulerDiscreteScheduler`]): its `shift` is the model's flow shift.
-        text_encoder: a text-encoding component from `editor.text_encoders` (`encode(prompts) -> PromptEmbeds`).
+        text_encoder: a text-encoding component from `editor.text_encoders` (`text_encoder(prompts) -> PromptEmbeds`).
         defaults (`dict`, *optional*): the model's [`EditDefaults`]; ICVE's when not given.
     """
 
@@ -195,12 +196,21 @@ class VideoEditPipeline(DiffusionPipeline):
     # Stages -------------------------------------------------------------------------------------------------------
 
     def encode_prompt(self, prompts: list[str], device: torch.device, dtype: torch.dtype) -> PromptEmbeds:
-        return self.text_encoder.encode(prompts, device=device).to(device=device, dtype=dtype)
+        return self.text_encoder(prompts, device=device).to(device=device, dtype=dtype)
 
-    def _use_vae_tiling(self, frames: np.ndarray, vae_tiling: bool | None) -> bool:
+    @contextmanager
+    def _vae_tiling(self, frames: np.ndarray, vae_tiling: bool | None) -> Iterator[None]:
+        """Tile the VAE for this call when asked, or when the clip is large; the VAE's own setting is restored."""
+        if not hasattr(self.vae, "use_tiling"):
+            yield
+            return
+        before = self.vae.use_tiling
         large = frames.shape[0] * frames.shape[1] * frames.shape[2] > VAE_TILING_PIXELS
-        wanted = large if vae_tiling is None else vae_tiling
-        return wanted and hasattr(self.vae, "enable_tiling")
+        self.vae.use_tiling = (before or large) if vae_tiling is None else vae_tiling
+        try:
+            yield
+        finally:
+            self.vae.use_tiling = before
 
     @torch.no_grad()
     def encode_video(self, frames: np.ndarray, device: torch.device) -> torch.Tensor:
@@ -307,10 +317,8 @@ class VideoEditPipeline(DiffusionPipeline):
             negative_embeds = negative_embeds.repeat(num_videos_per_prompt)
 
         # 4. Encode the source video: clean latents, shared by every sample and both guidance branches
-        tiling = self._use_vae_tiling(source_frames, vae_tiling)
-        if tiling:
-            self.vae.enable_tiling()
-        source_latents = self.encode_video(source_frames, device)  # 1, C, F', H', W'
+        with self._vae_tiling(source_frames, vae_tiling):
+            source_latents = self.encode_video(source_frames, device)  # 1, C, F', H', W'
         source_latents = source_latents.expand(batch_size, -1, -1, -1, -1).to(dtype)  # B, C, F', H', W'
         report(EditProgress("encode", 2, 2))
 
@@ -324,13 +332,14 @@ class VideoEditPipeline(DiffusionPipeline):
         latents = latents.to(device=device, dtype=torch.float32)
         guidance = None
         if self.transformer.config.guidance_embeds:
-            guidance = torch.full((batch_size,), embedded_guidance_scale * 1000.0, device=device, dtype=dtype)
+            guidance = torch.full((batch_size,), embedded_guidance_scale * 1000.0, device=device)
 
         # 6. Denoise: Euler steps of the predicted velocity, the source in context at every step
         self._num_timesteps = len(timesteps)
         with self.progress_bar(total=len(timesteps)) as progress_bar:
             for i, t in enumerate(timesteps):
-                timestep = t.expand(batch_size).to(dtype)
+                # Timesteps stay float32: in bf16, values near 1000 would round to multiples of 4.
+                timestep = t.expand(batch_size).float()
                 velocity = self._predict(latents, source_latents, timestep, embeds, guidance)
                 if do_cfg:
                     velocity_uncond = self._predict(latents, source_latents, timestep, negative_embeds, guidance)
@@ -348,10 +357,9 @@ class VideoEditPipeline(DiffusionPipeline):
             frames = latents
         else:
             report(EditProgress("decode", 0, 1))
-            frames = self.decode_latents(latents)
+            with self._vae_tiling(source_frames, vae_tiling):
+                frames = self.decode_latents(latents)
             report(EditProgress("decode", 1, 1))
-        if tiling:
-            self.vae.disable_tiling()
         self.maybe_free_model_hooks()
 
         if not return_dict:

@@ -1,4 +1,4 @@
-"""Instruction encoders: one small component per kind of text encoding, one `encode()` for the pipeline.
+"""Instruction encoders: one small component per kind of text encoding, one call for the pipeline.
 
 Every encoder turns a batch of instructions into `PromptEmbeds` (token states, their mask, a pooled vector), which
 is what the transformer's text inputs are. The pipeline never asks which kind it holds.
@@ -62,7 +62,8 @@ def _load_pair(root: Path, model_dir: str, tokenizer_dir: str, torch_dtype: torc
 class _TextEncoderBase(ModelMixin, ConfigMixin):
     """Shared save/load: settings in `text_encoding.json`, sub-models in their transformers layout.
 
-    Subclasses provide `encode(prompts, device) -> PromptEmbeds`, `states_dim` and `pooled_dim`.
+    Subclasses provide `forward(prompts, device) -> PromptEmbeds`, `states_dim` and `pooled_dim`. Encoding is the
+    module's forward, so the pipeline's offloading hooks move it to the execution device like any other model.
     """
 
     config_name = "text_encoding.json"
@@ -150,7 +151,7 @@ class LlamaClipTextEncoder(_TextEncoderBase):
         return self.pooled_model.config.hidden_size
 
     @torch.no_grad()
-    def encode(self, prompts: list[str], device: torch.device | str | None = None) -> PromptEmbeds:
+    def forward(self, prompts: list[str], device: torch.device | str | None = None) -> PromptEmbeds:
         cfg = self.config
         device = device or self.text_model.device
         texts = [cfg.template.format(p) for p in prompts]
@@ -219,7 +220,7 @@ class SentenceTextEncoder(_TextEncoderBase):
         return super().from_pretrained(root, **kwargs)
 
     @torch.no_grad()
-    def encode(self, prompts: list[str], device: torch.device | str | None = None) -> PromptEmbeds:
+    def forward(self, prompts: list[str], device: torch.device | str | None = None) -> PromptEmbeds:
         device = device or self.text_model.device
         tokens = self.tokenizer(
             prompts, max_length=self.config.max_length, padding="max_length", truncation=True, return_tensors="pt"

@@ -188,3 +188,14 @@ def test_pipeline_without_defaults_uses_the_icve_preset(pipe):
     assert bare.defaults == ICVE.defaults
     assert (bare.defaults.num_inference_steps, bare.defaults.guidance_scale) == (50, 6.0)
     assert bare.defaults.embedded_guidance_scale == 1.0 and ICVE.flow_shift == 7.0
+
+
+def test_vae_tiling_is_per_call_and_restored(pipe, clip, monkeypatch):
+    seen = []
+    encode, decode = pipe.vae.encode, pipe.vae.decode
+    monkeypatch.setattr(pipe.vae, "encode", lambda x: seen.append(pipe.vae.use_tiling) or encode(x))
+    monkeypatch.setattr(pipe.vae, "decode", lambda z: seen.append(pipe.vae.use_tiling) or decode(z))
+    edit(pipe, clip, vae_tiling=True)
+    edit(pipe, clip)  # a small clip: no tiling
+    assert seen == [True, True, False, False]
+    assert pipe.vae.use_tiling is False

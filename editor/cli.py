@@ -141,11 +141,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CliError as error:
         if args.debug:
             logger.exception("failed")
-        print(f"error: {error}", file=sys.stderr)
+        sys.stderr.write(f"error: {error}\n")
         return error.code
     except Exception as error:  # the last line of defence: one clear line, not a traceback
         if args.debug:
             logger.exception("failed")
-        print(f"error: {type(error).__name__}: {error}", file=sys.stderr)
+        sys.stderr.write(f"error: {type(error).__name__}: {error}\n")
         return EXIT_FAILED
     return EXIT_OK

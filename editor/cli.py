@@ -1,4 +1,4 @@
-"""Command line: `python -m editor edit INPUT -i "instruction" -o OUT.mp4 --model DIR`.
+"""Command line: `python -m editor edit INPUT -i "instruction" -o OUT.mp4 --model DIR`, and `convert`.
 
 Exit codes: 0 done, 2 bad arguments or input (the message says which), 3 the model could not be loaded, 1 anything
 else. Errors are one line on stderr; `--debug` adds the traceback.
@@ -11,6 +11,10 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+
+from .loading import PRECISIONS
+from .memory import PLANS
+from .quantization import BACKENDS, METHODS
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_MODEL = 0, 1, 2, 3
 
@@ -34,7 +38,14 @@ def build_parser() -> argparse.ArgumentParser:
     edit.add_argument("input", type=Path, help="source video (mp4, mov, webm, mkv, gif)")
     edit.add_argument("-i", "--instruction", required=True, help='what to change, e.g. "replace the dog with a cat"')
     edit.add_argument("-o", "--output", type=Path, required=True, help="edited video to write (.mp4)")
-    edit.add_argument("--model", type=Path, required=True, help="pipeline directory written by save_pretrained")
+    edit.add_argument("--model", required=True, help="a preset (icve) or a pipeline folder written by save_pretrained")
+    edit.add_argument("--base", help="icve: HunyuanVideo base folder (diffusers layout) or hub id")
+    edit.add_argument("--transformer", help="icve: ICVE transformer folder (original or diffusers layout) or hub id")
+    edit.add_argument("--precision", choices=sorted(PRECISIONS), help="bf16 on CUDA and fp32 on CPU by default")
+    edit.add_argument("--quantization", choices=METHODS, default="none", help="int8 or nf4 weights for the big parts")
+    edit.add_argument("--quant-backend", choices=BACKENDS, default="auto", help="bitsandbytes (CUDA) or torchao")
+    edit.add_argument("--memory", choices=PLANS, default="auto", help="where the parts live while editing")
+    edit.add_argument("--max-memory", type=float, help="GiB the auto memory plan may use (default: what is free)")
     edit.add_argument("--negative-prompt", help="text of the unconditional guidance branch")
     edit.add_argument("--steps", type=int, help="denoising steps (model default if omitted)")
     edit.add_argument("--guidance", type=float, help="classifier-free guidance scale (1 disables it)")
@@ -49,22 +60,38 @@ def build_parser() -> argparse.ArgumentParser:
     edit.add_argument("--resize", choices=("crop", "pad"), default="crop", help="fit the frame by cropping or padding")
     edit.add_argument("--side-by-side", type=Path, help="also write source | edit side by side to this .mp4")
     edit.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
+
+    convert = commands.add_parser("convert", help="convert an original-format HunyuanVideo/ICVE transformer")
+    convert.add_argument("weights", type=Path, help="original-format .safetensors state dict")
+    convert.add_argument("-o", "--output", type=Path, required=True, help="diffusers model folder to write")
+    convert.add_argument("--config", type=Path, help="the original config.json (default: beside the weights)")
     return parser
 
 
-def _load_pipeline(model: Path, device: str | None):
-    import torch
+def _load_pipeline(args: argparse.Namespace):
+    from .loading import LoadOptions, load_pipeline
+    from .quantization import Quantization
 
-    from .pipeline import VideoEditPipeline
-
-    if not model.is_dir() or not (model / "model_index.json").is_file():
-        raise CliError(f"--model {model} is not a pipeline directory (no model_index.json)", EXIT_MODEL)
     try:
-        pipe = VideoEditPipeline.from_pretrained(model)
+        options = LoadOptions(
+            device=args.device, precision=args.precision,
+            quantization=Quantization(args.quantization, args.quant_backend), memory_plan=args.memory,
+            max_memory_gib=args.max_memory, frames=args.frames, height=args.height, width=args.width,
+        )  # fmt: skip
+        return load_pipeline(args.model, base=args.base, transformer=args.transformer, options=options)
     except (OSError, ValueError) as error:
-        raise CliError(f"could not load the model from {model}: {error}", EXIT_MODEL) from error
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    return pipe.to(device)
+        raise CliError(f"could not load the model {args.model}: {error}", EXIT_MODEL) from error
+
+
+def run_convert(args: argparse.Namespace) -> None:
+    from .convert import convert_checkpoint
+
+    config = args.config or args.weights.parent / "config.json"
+    try:
+        convert_checkpoint(args.weights, config, args.output)
+    except (OSError, ValueError) as error:
+        raise CliError(str(error), EXIT_BAD_INPUT) from error
+    logger.info("wrote %s", args.output)
 
 
 def run_edit(args: argparse.Namespace) -> None:
@@ -81,7 +108,7 @@ def run_edit(args: argparse.Namespace) -> None:
     except VideoError as error:
         raise CliError(str(error), EXIT_BAD_INPUT) from error
 
-    pipe = _load_pipeline(args.model, args.device)
+    pipe = _load_pipeline(args)
     pipe.set_progress_bar_config(disable=True)
     bars: list[tqdm] = []
 
@@ -134,10 +161,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.DEBUG if args.debug else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
     )
-    # bitsandbytes warns at import about optional CPU kernels that this command never uses.
-    logging.getLogger("bitsandbytes").setLevel(logging.DEBUG if args.debug else logging.ERROR)
+    # Optional kernels that bitsandbytes and torchao cannot find at import are not errors of this command.
+    for noisy in ("bitsandbytes", "torchao"):
+        logging.getLogger(noisy).setLevel(logging.DEBUG if args.debug else logging.ERROR)
     try:
-        run_edit(args)
+        run_convert(args) if args.command == "convert" else run_edit(args)
     except CliError as error:
         if args.debug:
             logger.exception("failed")

@@ -7,13 +7,18 @@ constructor arguments of the original class. This module maps both to `ICVETrans
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import os
 import re
+import shutil
+import tempfile
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
 
 from .transformer import ICVETransformer3DModel
 
@@ -112,67 +117,90 @@ def _split_rows(tensor: torch.Tensor, sizes: list[int], key: str) -> list[torch.
     return list(torch.split(tensor, sizes, dim=0))
 
 
-def convert_state_dict(original: dict[str, torch.Tensor], hidden_size: int) -> dict[str, torch.Tensor]:
-    """Rename and split an original-format DiT state dict into diffusers' layout.
+_BLOCK_RULES: tuple[tuple[re.Pattern, str, dict[str, str], dict[str, tuple[str, ...]]], ...] = (
+    (re.compile(r"double_blocks\.(\d+)\.(.+)"), "transformer_blocks.{}.", _DOUBLE_BLOCK, _DOUBLE_FUSED),
+    (re.compile(r"single_blocks\.(\d+)\.(.+)"), "single_transformer_blocks.{}.", _SINGLE_BLOCK, {}),
+    (
+        re.compile(r"txt_in\.individual_token_refiner\.blocks\.(\d+)\.(.+)"),
+        "context_embedder.token_refiner.refiner_blocks.{}.",
+        _REFINER_BLOCK,
+        _REFINER_FUSED,
+    ),
+)
+
+
+def convert_tensor(key: str, tensor: torch.Tensor, hidden_size: int) -> list[tuple[str, torch.Tensor]]:
+    """The diffusers (name, tensor) pairs of one original tensor; an empty list when the key is unknown.
 
     `hidden_size` sizes the split of the single blocks' fused `linear1` (q, k, v, mlp); it must come from the
     checkpoint's config, not be assumed.
     """
+    base, _, param = key.rpartition(".")
+    if base == "final_layer.adaLN_modulation.1":
+        # The original chunks this output as (shift, scale); diffusers' AdaLayerNormContinuous as (scale, shift).
+        shift, scale = tensor.chunk(2, dim=0)
+        return [(f"norm_out.linear.{param}", torch.cat([scale, shift], dim=0))]
+    if base in _RENAMES:
+        return [(f"{_RENAMES[base]}.{param}", tensor)]
+    for pattern, prefix, renames, fused in _BLOCK_RULES:
+        match = pattern.fullmatch(base)
+        if match is None:
+            continue
+        index, name = match.groups()
+        prefix = prefix.format(index)
+        if name in renames:
+            return [(f"{prefix}{renames[name]}.{param}", tensor)]
+        if name in fused:
+            parts = _split_rows(tensor, [tensor.shape[0] // 3] * 3, key)
+            return [(f"{prefix}{target}.{param}", part) for target, part in zip(fused[name], parts, strict=True)]
+        if prefix.startswith("single") and name == "linear1":
+            parts = _split_rows(tensor, [hidden_size] * 3 + [tensor.shape[0] - 3 * hidden_size], key)
+            targets = ("attn.to_q", "attn.to_k", "attn.to_v", "proj_mlp")
+            return [(f"{prefix}{target}.{param}", part) for target, part in zip(targets, parts, strict=True)]
+        return []
+    return []
+
+
+def convert_state_dict(original: dict[str, torch.Tensor], hidden_size: int) -> dict[str, torch.Tensor]:
+    """Rename and split a whole original-format DiT state dict into diffusers' layout."""
     converted: dict[str, torch.Tensor] = {}
-    unknown: list[str] = []
-
-    def put(name: str, tensor: torch.Tensor) -> None:
-        if name in converted:
-            raise ValueError(f"two original keys map to {name}")
-        converted[name] = tensor
-
-    block_rules: list[tuple[re.Pattern, str, dict[str, str], dict[str, tuple[str, ...]]]] = [
-        (re.compile(r"double_blocks\.(\d+)\.(.+)"), "transformer_blocks.{}.", _DOUBLE_BLOCK, _DOUBLE_FUSED),
-        (re.compile(r"single_blocks\.(\d+)\.(.+)"), "single_transformer_blocks.{}.", _SINGLE_BLOCK, {}),
-        (
-            re.compile(r"txt_in\.individual_token_refiner\.blocks\.(\d+)\.(.+)"),
-            "context_embedder.token_refiner.refiner_blocks.{}.",
-            _REFINER_BLOCK,
-            _REFINER_FUSED,
-        ),
-    ]
-
+    unknown = []
     for key, tensor in original.items():
-        base, _, param = key.rpartition(".")
-        if key.startswith("final_layer.adaLN_modulation.1."):
-            # The original chunks this output as (shift, scale); diffusers' AdaLayerNormContinuous as (scale, shift).
-            shift, scale = tensor.chunk(2, dim=0)
-            put(f"norm_out.linear.{param}", torch.cat([scale, shift], dim=0))
-            continue
-        if base in _RENAMES:
-            put(f"{_RENAMES[base]}.{param}", tensor)
-            continue
-        for pattern, prefix, renames, fused in block_rules:
-            match = pattern.fullmatch(base)
-            if match is None:
-                continue
-            index, name = match.groups()
-            prefix = prefix.format(index)
-            if name in renames:
-                put(f"{prefix}{renames[name]}.{param}", tensor)
-            elif name in fused:
-                size = tensor.shape[0] // 3
-                for target, part in zip(fused[name], _split_rows(tensor, [size] * 3, key), strict=True):
-                    put(f"{prefix}{target}.{param}", part)
-            elif prefix.startswith("single") and name == "linear1":
-                mlp = tensor.shape[0] - 3 * hidden_size
-                parts = _split_rows(tensor, [hidden_size] * 3 + [mlp], key)
-                for target, part in zip(("attn.to_q", "attn.to_k", "attn.to_v", "proj_mlp"), parts, strict=True):
-                    put(f"{prefix}{target}.{param}", part)
-            else:
-                unknown.append(key)
-            break
-        else:
+        pairs = convert_tensor(key, tensor, hidden_size)
+        if not pairs:
             unknown.append(key)
-
+        for name, value in pairs:
+            if name in converted:
+                raise ValueError(f"two original keys map to {name}")
+            converted[name] = value
     if unknown:
         raise ValueError(f"{len(unknown)} original keys have no diffusers counterpart: {sorted(unknown)[:20]}")
     return converted
+
+
+def _read_config(config: str | Path | dict) -> dict:
+    if isinstance(config, dict):
+        return config
+    path = Path(config)
+    if not path.is_file():
+        raise FileNotFoundError(f"transformer config not found: {path}")
+    return json.loads(path.read_text())
+
+
+def _check_weights_file(weights: Path) -> None:
+    if weights.suffix != ".safetensors":
+        raise ValueError(f"{weights} is not a .safetensors file; only safetensors checkpoints are read")
+    if not weights.is_file():
+        raise FileNotFoundError(f"transformer weights not found: {weights}")
+
+
+def _check_keys(names: set[str], model_config: dict, weights: Path) -> None:
+    """Strict loading: the converted names must be exactly the model's parameters."""
+    with torch.device("meta"):
+        expected = set(ICVETransformer3DModel(**model_config).state_dict())
+    missing, unexpected = sorted(expected - names), sorted(names - expected)
+    if missing or unexpected:
+        raise ValueError(f"checkpoint {weights} does not fit the model: missing {missing}, unexpected {unexpected}")
 
 
 def load_original_transformer(
@@ -182,25 +210,153 @@ def load_original_transformer(
     torch_dtype: torch.dtype = torch.float32,
     source_rope: str = "shared",
 ) -> ICVETransformer3DModel:
-    """Build an `ICVETransformer3DModel` from an original-format safetensors state dict and its config.
+    """Build an `ICVETransformer3DModel` in memory from an original-format state dict and its config.
 
-    Loading is strict: a missing or unexpected key is an error that lists them.
+    Loading is strict: a missing or unexpected key is an error that lists them. For full-size checkpoints prefer
+    `convert_checkpoint` (streams to disk) and `ICVETransformer3DModel.from_pretrained`.
     """
     weights = Path(weights)
-    if weights.suffix != ".safetensors":
-        raise ValueError(f"{weights} is not a .safetensors file; only safetensors checkpoints are read")
-    if not weights.is_file():
-        raise FileNotFoundError(f"transformer weights not found: {weights}")
-    original_config = config if isinstance(config, dict) else json.loads(Path(config).read_text())
-    model_config = config_from_original(original_config)
-    model_config["source_rope"] = source_rope
-
+    _check_weights_file(weights)
+    original_config = _read_config(config)
+    model_config = dict(config_from_original(original_config), source_rope=source_rope)
     state_dict = convert_state_dict(load_file(weights), hidden_size=int(original_config["hidden_size"]))
+    _check_keys(set(state_dict), model_config, weights)
     model = ICVETransformer3DModel(**model_config)
-    expected = set(model.state_dict())
-    missing, unexpected = sorted(expected - set(state_dict)), sorted(set(state_dict) - expected)
-    if missing or unexpected:
-        raise ValueError(f"checkpoint {weights} does not fit the model: missing {missing}, unexpected {unexpected}")
     model.load_state_dict(state_dict, strict=True)
     logger.info("loaded original-format transformer %s (%d tensors)", weights, len(state_dict))
     return model if torch_dtype == torch.float32 else model.to(torch_dtype)
+
+
+def convert_checkpoint(
+    weights: str | Path,
+    config: str | Path | dict,
+    output_dir: str | Path,
+    *,
+    max_shard_bytes: int = 5 * 1024**3,
+    source_rope: str = "shared",
+) -> Path:
+    """Convert an original-format checkpoint into a diffusers model directory, one tensor at a time.
+
+    Tensors keep their stored dtype; memory stays around one shard. The directory appears atomically: it is written
+    under a temporary name beside `output_dir` and renamed into place, so an interrupted conversion leaves nothing
+    that looks finished.
+    """
+    weights, output_dir = Path(weights), Path(output_dir)
+    _check_weights_file(weights)
+    original_config = _read_config(config)
+    model_config = dict(config_from_original(original_config), source_rope=source_rope)
+    hidden_size = int(original_config["hidden_size"])
+
+    output_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}-", dir=output_dir.parent))
+    try:
+        names = _write_shards(weights, hidden_size, staging, max_shard_bytes)
+        _check_keys(names, model_config, weights)
+        with torch.device("meta"):
+            ICVETransformer3DModel(**model_config).save_config(staging)
+        (staging / "conversion.json").write_text(json.dumps(_source_stamp(weights), indent=2))
+        if output_dir.exists():
+            shutil.rmtree(output_dir)
+        os.replace(staging, output_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    logger.info("converted %s -> %s (%d tensors)", weights, output_dir, len(names))
+    return output_dir
+
+
+def _write_shards(weights: Path, hidden_size: int, directory: Path, max_shard_bytes: int) -> set[str]:
+    shards: list[dict[str, torch.Tensor]] = [{}]
+    sizes = [0]
+    files: list[str] = []
+    unknown: list[str] = []
+
+    def flush() -> None:
+        index = len(files)
+        name = f"diffusion_pytorch_model-{index + 1:05d}.safetensors"
+        save_file(shards[-1], directory / name, metadata={"format": "pt"})
+        files.append(name)
+
+    weight_map: dict[str, int] = {}
+    with safe_open(weights, framework="pt") as f:
+        for key in f.keys():  # noqa: SIM118 - safe_open is not a mapping
+            pairs = convert_tensor(key, f.get_tensor(key), hidden_size)
+            if not pairs:
+                unknown.append(key)
+            for name, tensor in pairs:
+                if name in weight_map:
+                    raise ValueError(f"two original keys map to {name}")
+                size = tensor.numel() * tensor.element_size()
+                if shards[-1] and sizes[-1] + size > max_shard_bytes:
+                    flush()
+                    shards.append({})
+                    sizes.append(0)
+                shards[-1][name] = tensor.contiguous()
+                sizes[-1] += size
+                weight_map[name] = len(files)
+    if unknown:
+        raise ValueError(f"{len(unknown)} original keys have no diffusers counterpart: {sorted(unknown)[:20]}")
+    flush()
+
+    # Shard names carry the total once it is known: rename to diffusers' "-of-N" pattern and write the index.
+    total = len(files)
+    final = [name.replace(".safetensors", f"-of-{total:05d}.safetensors") for name in files]
+    for old, new in zip(files, final, strict=True):
+        (directory / old).rename(directory / new)
+    index = {
+        "metadata": {"total_size": sum(sizes)},
+        "weight_map": {name: final[shard] for name, shard in sorted(weight_map.items())},
+    }
+    (directory / "diffusion_pytorch_model.safetensors.index.json").write_text(json.dumps(index, indent=2))
+    return set(weight_map)
+
+
+def _source_stamp(weights: Path) -> dict:
+    stat = weights.stat()
+    return {"source": weights.name, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+
+def _is_diffusers_dir(path: Path) -> bool:
+    if not (path / "config.json").is_file():
+        return False
+    return "_class_name" in json.loads((path / "config.json").read_text())
+
+
+def _single_safetensors(directory: Path) -> Path:
+    files = sorted(directory.glob("*.safetensors"))
+    if len(files) != 1:
+        found = [f.name for f in files] or "none"
+        raise FileNotFoundError(
+            f"{directory} should hold exactly one original-format .safetensors file, found {found}"
+        )
+    return files[0]
+
+
+def converted_cache_dir(weights: Path) -> Path:
+    """Where the diffusers copy of an original checkpoint is kept: beside it, or in the user cache if read-only."""
+    beside = weights.parent / f"{weights.stem}-diffusers"
+    if os.access(weights.parent, os.W_OK):
+        return beside
+    digest = hashlib.sha256(str(weights.resolve()).encode()).hexdigest()[:16]
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "icve-studio" / "converted"
+    return cache / f"{weights.stem}-{digest}"
+
+
+def load_transformer(path: str | Path, *, torch_dtype: torch.dtype = torch.float32) -> ICVETransformer3DModel:
+    """Load a transformer from a diffusers directory, or from an original-format checkpoint (file or directory).
+
+    An original checkpoint is converted once and the diffusers copy cached (see `converted_cache_dir`); later loads
+    read the copy, unless the checkpoint changed since.
+    """
+    path = Path(path)
+    if path.is_dir() and _is_diffusers_dir(path):
+        return ICVETransformer3DModel.from_pretrained(path, torch_dtype=torch_dtype)
+    weights = path if path.is_file() else _single_safetensors(path) if path.is_dir() else path
+    _check_weights_file(weights)
+    config = weights.parent / "config.json"
+    cache = converted_cache_dir(weights)
+    stamp = cache / "conversion.json"
+    if not stamp.is_file() or json.loads(stamp.read_text()) != _source_stamp(weights):
+        logger.info("converting %s to diffusers' layout (once) into %s", weights, cache)
+        convert_checkpoint(weights, config, cache)
+    return ICVETransformer3DModel.from_pretrained(cache, torch_dtype=torch_dtype)

@@ -41,17 +41,25 @@ class EditDefaults:
 
 @dataclass(frozen=True)
 class ModelPreset:
-    """A named model: its flow-matching shift (a scheduler setting) and its edit defaults."""
+    """A named model: where its parts come from, its flow-matching shift (a scheduler setting), its edit defaults.
+
+    `base` holds the VAE and text encoders in diffusers' HunyuanVideo layout; `transformer` the DiT weights (original
+    or diffusers layout). Each is a Hugging Face Hub id, used only where the hub is reachable, or a local folder.
+    """
 
     name: str
     flow_shift: float
     defaults: EditDefaults
+    base: str
+    transformer: str
 
 
 # ICVE's official inference settings: 50 Euler steps, real CFG 6.0 with the source kept in the unconditional branch,
 # embedded guidance 1.0, shift 7.0, 768 (h) x 480 (w), 61 frames at HunyuanVideo's 24 fps.
 ICVE = ModelPreset(
     name="icve",
+    base="hunyuanvideo-community/HunyuanVideo",
+    transformer="leoisufa/ICVE",
     flow_shift=7.0,
     defaults=EditDefaults(
         num_inference_steps=50,

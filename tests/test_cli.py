@@ -106,7 +106,7 @@ def test_bad_settings_and_model(shared_videos, tiny_pipeline_dir, tmp_path, caps
     assert main(["edit", clip, "-i", "x y", "-o", out, "--model", str(tiny_pipeline_dir), "--frames", "8"]) == 2
     assert "num_frames=8" in capsys.readouterr().err
     assert main(["edit", clip, "-i", "x y", "-o", out, "--model", str(tmp_path)]) == EXIT_MODEL
-    assert "model_index.json" in capsys.readouterr().err
+    assert "neither a preset" in capsys.readouterr().err
     assert main(["edit", clip, "-i", "x y", "-o", str(tmp_path / "o.avi"), "--model", str(tiny_pipeline_dir)]) == 2
 
 

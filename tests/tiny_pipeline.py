@@ -145,3 +145,34 @@ def build_tiny_pipeline(text: str = "llama_clip", seed: int = 0) -> VideoEditPip
 def save_tiny_pipeline(path: Path, text: str = "llama_clip") -> Path:
     build_tiny_pipeline(text).save_pretrained(path)
     return path
+
+
+def save_tiny_hunyuan_base(path: Path, text_dim: int = 32, pooled_dim: int = 16) -> Path:
+    """A diffusers-format HunyuanVideo folder of tiny random parts, as `HunyuanVideoPipeline` saves it."""
+    from diffusers import HunyuanVideoPipeline, HunyuanVideoTransformer3DModel
+
+    torch.manual_seed(0)
+    vocab = len(build_tokenizer())
+    llama = LlamaModel(
+        LlamaConfig(vocab_size=vocab, hidden_size=text_dim, intermediate_size=64, num_hidden_layers=3,
+                    num_attention_heads=2, num_key_value_heads=2, pad_token_id=0)
+    )  # fmt: skip
+    clip = CLIPTextModel(
+        CLIPTextConfig(vocab_size=vocab, hidden_size=pooled_dim, intermediate_size=32, num_hidden_layers=1,
+                       num_attention_heads=2, max_position_embeddings=77, pad_token_id=0, bos_token_id=2,
+                       eos_token_id=3)
+    )  # fmt: skip
+    transformer = HunyuanVideoTransformer3DModel(
+        in_channels=4, out_channels=4, num_attention_heads=2, attention_head_dim=12, num_layers=1, num_single_layers=1,
+        num_refiner_layers=1, text_embed_dim=text_dim, pooled_projection_dim=pooled_dim, rope_axes_dim=(4, 4, 4),
+    )  # fmt: skip
+    HunyuanVideoPipeline(
+        transformer=transformer,
+        vae=tiny_vae(),
+        scheduler=FlowMatchEulerDiscreteScheduler(shift=7.0),
+        text_encoder=llama,
+        tokenizer=build_tokenizer(),
+        text_encoder_2=clip,
+        tokenizer_2=build_tokenizer(),
+    ).save_pretrained(path)
+    return path

@@ -350,7 +350,7 @@ def load_transformer(path: str | Path, *, torch_dtype: torch.dtype = torch.float
     """
     path = Path(path)
     if path.is_dir() and _is_diffusers_dir(path):
-        return ICVETransformer3DModel.from_pretrained(path, torch_dtype=torch_dtype)
+        return ICVETransformer3DModel.from_pretrained(path, dtype=torch_dtype)
     weights = path if path.is_file() else _single_safetensors(path) if path.is_dir() else path
     _check_weights_file(weights)
     config = weights.parent / "config.json"
@@ -359,4 +359,4 @@ def load_transformer(path: str | Path, *, torch_dtype: torch.dtype = torch.float
     if not stamp.is_file() or json.loads(stamp.read_text()) != _source_stamp(weights):
         logger.info("converting %s to diffusers' layout (once) into %s", weights, cache)
         convert_checkpoint(weights, config, cache)
-    return ICVETransformer3DModel.from_pretrained(cache, torch_dtype=torch_dtype)
+    return ICVETransformer3DModel.from_pretrained(cache, dtype=torch_dtype)

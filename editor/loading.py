@@ -122,7 +122,7 @@ def estimate_for_preset(
     config = _transformer_config(transformer)
     init = {k: v for k, v in config.items() if not k.startswith("_")}
     parameters = _meta_parameters(lambda: ICVETransformer3DModel.from_config(init))
-    text_parameters = sum(
+    llama, clip = (
         _meta_parameters(lambda sub=sub: AutoModel.from_config(AutoConfig.from_pretrained(base / sub)))
         for sub in ("text_encoder", "text_encoder_2")
     )
@@ -138,7 +138,8 @@ def estimate_for_preset(
         transformer_parameters=parameters,
         transformer_hidden=init["num_attention_heads"] * init["attention_head_dim"],
         transformer_bytes_per_parameter=_bytes_per_parameter(dtype, options.quantization),
-        text_encoder_bytes=int(text_parameters * bytes_per),
+        # The Llama is quantized like the transformer; CLIP is small and stays as it is.
+        text_encoder_bytes=int(llama * _bytes_per_parameter(dtype, options.quantization) + clip * bytes_per),
         vae_bytes=int(vae_parameters * bytes_per),
         latent_tokens=latent_tokens,
         text_tokens=256,
@@ -178,9 +179,9 @@ def load_pipeline(model: str | Path = "icve", *, base=None, transformer=None, op
         logger.info("memory %s", summary)
         pipe = VideoEditPipeline(
             transformer=load_transformer(transformer_dir, torch_dtype=dtype),
-            vae=AutoencoderKLHunyuanVideo.from_pretrained(base_dir / "vae", torch_dtype=dtype),
+            vae=AutoencoderKLHunyuanVideo.from_pretrained(base_dir / "vae", dtype=dtype),
             scheduler=FlowMatchEulerDiscreteScheduler(shift=preset.flow_shift),
-            text_encoder=LlamaClipTextEncoder.from_pretrained(base_dir, torch_dtype=dtype),
+            text_encoder=LlamaClipTextEncoder.from_pretrained(base_dir, dtype=dtype),
             defaults=preset.defaults.to_dict(),
         )
     else:
@@ -188,7 +189,7 @@ def load_pipeline(model: str | Path = "icve", *, base=None, transformer=None, op
         if not (folder / "model_index.json").is_file():
             known = ", ".join(sorted(PRESETS))
             raise ModelFilesMissing(f"model {str(model)!r} is neither a preset ({known}) nor a pipeline folder")
-        pipe = VideoEditPipeline.from_pretrained(folder, torch_dtype=dtype)
+        pipe = VideoEditPipeline.from_pretrained(folder, dtype=dtype)
         choice = None
 
     quantize(pipe, options.quantization, device)

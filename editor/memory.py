@@ -3,8 +3,8 @@
 Plans, from fastest to leanest:
 * `none`: every part resident on the device.
 * `model_offload`: parts wait on the CPU and move to the device one at a time (text encoders, transformer, VAE).
-* `group_offload`: the transformer's blocks stream to the device one at a time (with a side CUDA stream when there
-  is one); the other parts are offloaded as in `model_offload`. Needs little more than one block plus activations.
+* `group_offload`: the transformer's blocks and the Llama encoder's layers stream to the device one at a time (with a
+  side CUDA stream when there is one); the VAE moves whole. Needs little more than one block plus activations.
 * `auto`: the fastest plan whose estimate fits the free device memory (or a cap such as 24 GiB).
 
 VAE tiling is chosen beside the plan: the untiled decode of a long, large clip needs more memory than the rest.
@@ -57,11 +57,14 @@ class MemoryEstimate:
         if plan == "none":
             denoise = self.weights + self.activations
             decode += self.transformer + self.text_encoder
+            encode = self.weights
         elif plan == "model_offload":
             denoise = self.transformer + self.activations
-        else:  # group_offload: about two blocks' weights in flight
+            encode = self.text_encoder
+        else:  # group_offload: a couple of blocks in flight, and the text encoder's embeddings
             denoise = self.transformer // 20 + self.activations
-        return int(max(denoise, decode, self.text_encoder) * _HEADROOM)
+            encode = self.text_encoder // 8
+        return int(max(encode, denoise, decode) * _HEADROOM)
 
     def describe(self) -> str:
         parts = [
@@ -147,10 +150,16 @@ def apply_memory_plan(pipe, plan: str, device: torch.device) -> None:
     elif plan == "model_offload":
         pipe.enable_model_cpu_offload(device=device)
     else:
-        # Block level: the transformer's block lists stream one block at a time; parts without block lists (the text
-        # encoders, the VAE) move to the device whole while they run.
-        pipe.enable_group_offload(
+        from diffusers.hooks import apply_group_offloading
+
+        # Block level: a module's block lists stream one block at a time, its other layers move with the first.
+        # The text encoders are offloaded model by model, so that the Llama's layer list is found; the VAE,
+        # which has no block list, moves whole.
+        options = dict(
             onload_device=device, offload_device=torch.device("cpu"), offload_type="block_level",
             num_blocks_per_group=1, use_stream=device.type == "cuda",
         )  # fmt: skip
+        pipe.transformer.enable_group_offload(**options)
+        for module in [*pipe.text_encoder.children(), pipe.vae]:
+            apply_group_offloading(module, **options)
     logger.info("memory plan: %s on %s", plan, device)

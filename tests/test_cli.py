@@ -121,3 +121,16 @@ def test_process_exit_code_and_no_traceback(tmp_path, tiny_pipeline_dir):
     assert result.returncode == EXIT_BAD_INPUT
     assert "Traceback" not in result.stderr
     assert "error: " in result.stderr and "broken.mp4" in result.stderr
+
+
+def test_convert_command_writes_a_loadable_diffusers_folder(golden_dir, tmp_path):
+    from editor.transformer import ICVETransformer3DModel
+
+    out = tmp_path / "icve-diffusers"
+    code = main(["convert", str(golden_dir / "original_weights.safetensors"), "--config",
+                 str(golden_dir / "original_config.json"), "-o", str(out)])  # fmt: skip
+    assert code == 0
+    model = ICVETransformer3DModel.from_pretrained(out)
+    assert model.config.num_layers == 2 and model.config.attention_head_dim == 16
+    assert main(["convert", str(tmp_path / "missing.safetensors"), "-o", str(tmp_path / "x")]) == EXIT_BAD_INPUT
+    assert not (tmp_path / "x").exists()

@@ -102,3 +102,20 @@ def test_minilm_matches_sentence_transformers():
     assert embeds.states.shape[-1] == embeds.pooled.shape[-1] == 384
     reference = sentence_transformers.SentenceTransformer(str(minilm.get_model_path()), device="cpu").encode(PROMPTS)
     torch.testing.assert_close(embeds.pooled, torch.from_numpy(reference), atol=1e-5, rtol=1e-4)
+
+
+def test_matches_diffusers_hunyuan_prompt_encoding_with_icve_template(icve_sources):
+    """On a HunyuanVideo folder, our encoder gives what diffusers' HunyuanVideo pipeline gives with ICVE's template."""
+    from diffusers import HunyuanVideoPipeline
+
+    base, _ = icve_sources
+    ours = LlamaClipTextEncoder.from_pretrained(base)
+    reference = HunyuanVideoPipeline.from_pretrained(base)
+    states, pooled, mask = reference.encode_prompt(
+        PROMPTS, prompt_template={"template": "{}", "crop_start": 0}, max_sequence_length=256, device="cpu"
+    )
+    embeds = ours(PROMPTS)
+    assert embeds.states.shape[1] == 256
+    torch.testing.assert_close(embeds.states, states)
+    torch.testing.assert_close(embeds.mask, mask)
+    torch.testing.assert_close(embeds.pooled, pooled)

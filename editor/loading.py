@@ -16,7 +16,7 @@ import torch
 from diffusers import AutoencoderKLHunyuanVideo, FlowMatchEulerDiscreteScheduler
 
 from .convert import config_from_original, load_transformer
-from .memory import GiB, MemoryChoice, apply_memory_plan, available_memory, choose_plan, estimate_memory
+from .memory import PLANS, GiB, MemoryChoice, apply_memory_plan, available_memory, choose_plan, estimate_memory
 from .pipeline import VideoEditPipeline
 from .presets import PRESETS, ModelPreset
 from .quantization import TEXT_MODEL_BLOCK_PREFIXES, TRANSFORMER_BLOCK_PREFIXES, Quantization, quantize_linear_layers
@@ -33,7 +33,7 @@ BASE_FILES = (
     "vae/diffusion_pytorch_model.safetensors",
     "text_encoder/config.json",
     "text_encoder/*.safetensors",
-    "tokenizer/tokenizer.json",
+    "tokenizer/*",
     "text_encoder_2/config.json",
     "text_encoder_2/*.safetensors",
     "tokenizer_2/*",
@@ -57,6 +57,12 @@ class LoadOptions:
     frames: int | None = None  # the preset's defaults when None
     height: int | None = None
     width: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.memory_plan not in PLANS:
+            raise ValueError(f"memory plan {self.memory_plan!r} is not one of {PLANS}")
+        if self.max_memory_gib is not None and not self.max_memory_gib > 0:
+            raise ValueError(f"max_memory_gib={self.max_memory_gib!r} must be positive")
 
     def torch_device(self) -> torch.device:
         return torch.device(self.device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -160,7 +166,13 @@ def estimate_for_preset(
     return choice, f"{summary}; {available / GiB:.1f} GiB available -> {plan}"
 
 
-def load_pipeline(model: str | Path = "icve", *, base=None, transformer=None, options: LoadOptions | None = None):
+def load_pipeline(
+    model: str | Path = "icve",
+    *,
+    base: str | Path | None = None,
+    transformer: str | Path | None = None,
+    options: LoadOptions | None = None,
+) -> VideoEditPipeline:
     """Load `model`: a preset name ("icve") or a pipeline directory written by `save_pretrained`.
 
     For a preset, `base` and `transformer` override where its parts come from (hub ids or local folders).

@@ -37,9 +37,8 @@ def render_report(title: str, result: RunResult, seconds: float, sample: int = 3
             if scene is None:
                 continue
             path = next((r["provenance"].get("video") for r in result.records if r["id"].startswith(unit)), None)
-            lines.append(
-                f"| {unit} | {scene['duration']:.2f} | {_fmt_times(scene['cuts']) or 'none'} | {pairs_of.get(path, 0)} |"
-            )
+            cuts = _fmt_times(scene["cuts"]) or "none"
+            lines.append(f"| {unit} | {scene['duration']:.2f} | {cuts} | {pairs_of.get(path, 0)} |")
         lines.append("")
 
     lines += [

@@ -10,6 +10,7 @@ in or out, a camera that panned - is what the instruction describes. No pixel is
 from __future__ import annotations
 
 import functools
+import itertools
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -146,7 +147,7 @@ def scene_segmentation(record: dict, ctx: Stage1Context) -> list[dict]:
     ctx.note("scene_segmentation", cuts=[round(t, 3) for t in sorted(set(cuts))], duration=round(end, 3))
     return [
         {**record, "id": f"{record['id']}#s{i}", "segment": [round(a, 6), round(b, 6)], "cuts": len(bounds) - 2}
-        for i, (a, b) in enumerate(zip(bounds[:-1], bounds[1:], strict=True))
+        for i, (a, b) in enumerate(itertools.pairwise(bounds))
     ]
 
 
@@ -160,7 +161,7 @@ def flow_filter(record: dict, ctx: Stage1Context) -> list[dict]:
         raise Drop("segment too short to measure motion")
     gray = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames]
     magnitudes = []
-    for a, b in zip(gray[:-1], gray[1:], strict=True):
+    for a, b in itertools.pairwise(gray):
         flow = cv2.calcOpticalFlowFarneback(a, b, None, 0.5, 3, 15, 3, 5, 1.2, 0)
         magnitudes.append(float(np.linalg.norm(flow, axis=-1).mean()))
     motion = float(np.mean(magnitudes)) * c.flow_fps  # pixels per second

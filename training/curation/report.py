@@ -30,15 +30,15 @@ def render_report(title: str, result: RunResult, seconds: float, sample: int = 3
 
     per_unit = {unit: notes for unit, notes in result.notes.items() if notes}
     if per_unit:
-        pairs_of = Counter(r["provenance"].get("video", r["provenance"].get("unit")) for r in result.records)
+        # Record ids start with their unit's id: "unit#segment#pair".
+        pairs_of = Counter(r["id"].split("#", 1)[0] for r in result.records)
         lines += ["## Inputs", "", "| input | duration (s) | cuts (s) | pairs |", "|---|---|---|---|"]
         for unit, notes in list(per_unit.items())[:200]:
             scene = next((n for n in notes if n["stage"] == "scene_segmentation"), None)
             if scene is None:
                 continue
-            path = next((r["provenance"].get("video") for r in result.records if r["id"].startswith(unit)), None)
             cuts = _fmt_times(scene["cuts"]) or "none"
-            lines.append(f"| {unit} | {scene['duration']:.2f} | {cuts} | {pairs_of.get(path, 0)} |")
+            lines.append(f"| {unit} | {scene['duration']:.2f} | {cuts} | {pairs_of.get(unit, 0)} |")
         lines.append("")
 
     lines += [

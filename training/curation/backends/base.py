@@ -51,13 +51,21 @@ class Describer(Protocol):
         """EditVerse's rubric: each of JUDGE_CRITERIA scored 0-3."""
         ...
 
+    def propose_edit(self, frames: np.ndarray, object_label: str, edit_type: str, seed: int) -> str | None:
+        """The caption of what the masked object should become for `edit_type` (the inpainter's prompt): another
+        colour or object, or the background behind it for a removal. None when no sensible edit exists."""
+        ...
+
 
 class Segmenter(Protocol):
     def segment(self, frames: np.ndarray) -> list[SegmentedObject]: ...
 
 
 class Inpainter(Protocol):
-    def inpaint(self, frames: np.ndarray, mask: np.ndarray, caption: str, seed: int) -> np.ndarray: ...
+    def inpaint(self, frames: np.ndarray, mask: np.ndarray, caption: str, seed: int, **hints: object) -> np.ndarray:
+        """Re-render `frames` inside `mask` as `caption` says. `hints` carry what a backend may use beyond pixels
+        (the procedural world's scene seed and object index); other backends ignore them."""
+        ...
 
 
 @dataclass(frozen=True)

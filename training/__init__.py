@@ -1,0 +1,1 @@
+"""Training-side code: data curation, the procedural world that stands in for real footage, and training."""

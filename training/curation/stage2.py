@@ -226,14 +226,19 @@ def quality_filter(record: dict, ctx: Stage2Context) -> list[dict]:
     if c.add_from_removals and record["edit_type"] == "remove":
         change = ctx.describer.describe_change(_load(record["target"], ctx), _load(record["source"], ctx))
         if change is not None and change.edit_type == "add":
-            pairs.append({**record, "id": record["id"] + "#add", "source": record["target"],
-                          "target": record["source"], "instruction": change.instruction, "edit_type": "add"})  # fmt: skip
+            added = {"source": record["target"], "target": record["source"], "instruction": change.instruction}
+            pairs.append({**record, **added, "id": record["id"] + "#add", "edit_type": "add"})
     return pairs
 
 
 def _as_pair(record: dict, ctx: Stage2Context) -> dict:
-    provenance = {**record["provenance"], "object": record["object"], "caption": record["caption"],
-                  "backends": {k: getattr(ctx.config, k).kind for k in ("describer", "segmenter", "inpainter")}}  # fmt: skip
+    backends = {k: getattr(ctx.config, k).kind for k in ("describer", "segmenter", "inpainter")}
+    provenance = {
+        **record["provenance"],
+        "object": record["object"],
+        "caption": record["caption"],
+        "backends": backends,
+    }
     return {"id": record["id"] + "#e0", "source": record["source"], "target": record["target"],
             "instruction": record["instruction"], "edit_type": record["edit_type"], "mask": record["mask"],
             "scores": record["scores"], "provenance": provenance, "stages": record.get("stages", {})}  # fmt: skip
@@ -263,7 +268,7 @@ def rebalance(records: list[dict], ctx: Stage2Context):
     keep_ids: set[str] = set()
     for edit_type, items in by_type.items():
         weight = proportions.get(edit_type, 0.0)
-        quota = int(round(scale * weight / total_weight))
+        quota = round(scale * weight / total_weight)
         rng = record_rng(ctx.config.seed, {"id": edit_type}, "rebalance")
         keep_ids.update(r["id"] for r in rng.sample(items, k=min(quota, len(items))))
     kept = [r for r in records if r["id"] in keep_ids]

@@ -134,6 +134,22 @@ class Ledger:
         return "\n".join(line.rstrip() for line in lines)
 
 
+class ContextCache:
+    """Builds a stage context once per worker process and config, so models load once, not once per unit."""
+
+    def __init__(self, build: Callable[[object], StageContext]) -> None:
+        self.build = build
+        self.contexts: dict[str, StageContext] = {}
+
+    def __call__(self, config: object) -> StageContext:
+        from training.config import to_dict
+
+        key = json.dumps(to_dict(config), sort_keys=True)
+        if key not in self.contexts:
+            self.contexts[key] = self.build(config)
+        return self.contexts[key]
+
+
 def stable_seed(*parts: object) -> int:
     """A seed from names (a run seed, a record id, a stage): the same in every process and on every rerun."""
     digest = hashlib.sha256("/".join(map(str, parts)).encode()).digest()

@@ -9,7 +9,6 @@ in or out, a camera that panned - is what the instruction describes. No pixel is
 
 from __future__ import annotations
 
-import functools
 import itertools
 import logging
 from dataclasses import dataclass, field
@@ -24,7 +23,7 @@ from editor.video import VideoError, probe_video, read_video
 from .backends.base import BackendConfig
 from .instructions import InstructionFilter, near_duplicates, rewrite_verb
 from .manifest import clip
-from .pipeline import Drop, GlobalStage, Stage, StageContext, record_rng
+from .pipeline import ContextCache, Drop, GlobalStage, Stage, StageContext, record_rng
 
 logger = logging.getLogger(__name__)
 
@@ -71,10 +70,12 @@ class Stage1Context(StageContext):
         self.describer = build_describer(config.describer)
 
 
-@functools.lru_cache(maxsize=2)
+_contexts = ContextCache(Stage1Context)
+
+
 def make_context(config: Stage1Config) -> Stage1Context:
-    """One context (and one describer model) per worker process and config."""
-    return Stage1Context(config)
+    """The context for `config`, built once per worker process (a function, so workers find their own cache)."""
+    return _contexts(config)
 
 
 def find_videos(folder: Path) -> list[dict]:

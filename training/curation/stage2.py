@@ -13,7 +13,6 @@ kept removal also yields the matching "add" pair.
 
 from __future__ import annotations
 
-import functools
 import itertools
 import logging
 from dataclasses import dataclass, field
@@ -26,7 +25,7 @@ from editor.video import read_video, write_video
 from .backends.base import JUDGE_CRITERIA, BackendConfig
 from .instructions import InstructionFilter
 from .manifest import clip, read_manifest
-from .pipeline import Drop, GlobalStage, Stage, StageContext, record_rng, stable_seed
+from .pipeline import ContextCache, Drop, GlobalStage, Stage, StageContext, record_rng, stable_seed
 
 logger = logging.getLogger(__name__)
 
@@ -77,9 +76,12 @@ class Stage2Context(StageContext):
         self.inpainter = build_inpainter(config.inpainter)
 
 
-@functools.lru_cache(maxsize=2)
+_contexts = ContextCache(Stage2Context)
+
+
 def make_context(config: Stage2Config) -> Stage2Context:
-    return Stage2Context(config)
+    """The context for `config`, built once per worker process (a function, so workers find their own cache)."""
+    return _contexts(config)
 
 
 def find_units(config: Stage2Config) -> list[dict]:
@@ -120,9 +122,9 @@ def source(record: dict, ctx: Stage2Context) -> list[dict]:
 
     c = ctx.config
     if "world_seed" in record:
-        from training.world.raw_video import render_source_clip
+        from .backends.world import render_world_clip
 
-        frames = render_source_clip(record["world_seed"], c.clip_frames, c.height, c.width)
+        frames = render_world_clip(record["world_seed"], c.clip_frames, c.height, c.width)
     else:
         frames = _load(record["source"], ctx)
         if len(frames) < c.clip_frames:

@@ -148,11 +148,10 @@ def _object_changes(before: Description, after: Description) -> list[_Candidate]
         if dist > _PAIR_RADIUS * scale or i in used_gone or j in used_new:
             continue
         a, b = gone[i], new[j]
-        if a.partial and b.partial:
-            continue
         used_gone.add(i)
         used_new.add(j)
-        shape = b.shape if a.partial else a.shape
+        # Name the object by a trustworthy shape, or by its colour alone ("the red one") when there is none.
+        shape = None if a.partial and b.partial else b.shape if a.partial else a.shape
         if a.shape == b.shape or a.partial or b.partial:
             intent = Intent("recolour", a.colour, shape, new_colour=b.colour)
         else:

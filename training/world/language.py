@@ -55,8 +55,9 @@ def _lookup(table: dict[str, tuple[str, ...]]) -> dict[str, str]:
 
 _SHAPE_OF, _COLOUR_OF = _lookup(SHAPE_WORDS), _lookup(COLOUR_WORDS)
 _BACKGROUND_OF, _STYLE_OF = _lookup(BACKGROUND_WORDS), _lookup(STYLE_WORDS)
-assert set(SHAPE_WORDS) == set(SHAPES) and set(BACKGROUND_WORDS) == set(BACKGROUNDS)
-assert set(STYLE_WORDS) == set(STYLE_NAMES)
+_word_tables = (set(SHAPE_WORDS), set(BACKGROUND_WORDS), set(STYLE_WORDS))
+if _word_tables != (set(SHAPES), set(BACKGROUNDS), set(STYLE_NAMES)):
+    raise ValueError("the word tables must cover exactly the palette's shapes, backgrounds and styles")
 
 
 @dataclass(frozen=True)
@@ -96,7 +97,7 @@ def location_matches(location: str, x: float, y: float, slack: float = 0.1) -> b
 
 def _location_phrase(location: str, rng: np.random.Generator | None) -> str:
     if location == "centre":
-        return str(rng.choice(["in the middle", "in the centre", "in the center"])) if rng else "in the centre"
+        return _choose(rng, ["in the centre", "in the middle", "in the center"])
     if " " in location:
         return f"in the {location}"
     preposition = "on the" if location in ("left", "right") else "at the"
@@ -104,7 +105,7 @@ def _location_phrase(location: str, rng: np.random.Generator | None) -> str:
 
 
 def noun_phrase(colour: str | None, shape: str | None, rng: np.random.Generator | None = None) -> str:
-    """ "red circle", "red disc" (with rng, sometimes a synonym), "red one", "circle"."""
+    """Name an object: "red circle", "red disc" (with rng, sometimes a synonym), "red one", "circle"."""
     if shape is None:
         return f"{colour} one"
     word = shape if rng is None or rng.random() < 0.75 else str(rng.choice(SHAPE_WORDS[shape]))

@@ -101,7 +101,6 @@ def _random_shot(
     count = int(rng.integers(2, 6))
     palette = [str(c) for c in rng.permutation(COLOUR_NAMES)]
     colours, spare = palette[:count], palette[count:]
-    probe = Scene(background, (), camera, style)
     sprites = []
     for colour in colours:
         # Pick when and where the sprite is in view, then run its straight path back to frame 0.
@@ -115,7 +114,7 @@ def _random_shot(
         x = cx + rng.uniform(-0.7, 0.7) * hx - vx * t_mid
         y = cy + rng.uniform(-0.7, 0.7) * hy - vy * t_mid
         sprites.append(replace(base, x=float(x), y=float(y), vx=float(vx), vy=float(vy)))
-    scene = replace(probe, sprites=tuple(sprites))
+    scene = Scene(background, tuple(sprites), camera, style)
 
     changes = []
     frames = np.arange(num_frames, dtype=np.float64)
@@ -136,6 +135,7 @@ def _random_shot(
 
 
 def _shot_events(shot: Shot, aspect: float) -> list[Event]:
+    """Entries, exits and changes of the shot's sprites (entries and exits use each sprite's first shape)."""
     events = []
     frames = np.arange(shot.num_frames, dtype=np.float64)
     for index, sprite in enumerate(shot.scene.sprites):
@@ -203,6 +203,7 @@ def write_raw_videos(
 
     ``size`` is a side or ``(height, width)``. Only one video is held in memory at a time.
     """
+    # Imported here so that the rest of the world needs only numpy and OpenCV.
     from editor.video import write_video
 
     height, width = (size, size) if isinstance(size, int) else size

@@ -159,6 +159,7 @@ def random_background(
     if kind == "plain":
         colour = BACKGROUND_TONES[tone_a][int(rng.integers(2))]
         return Background("plain", colour, colour)
+    # Either tone may be the pattern (light dots on dark or dark dots on light, and so on).
     if rng.random() < 0.5:
         dark, light = light, dark
     phase = (float(rng.random()), float(rng.random()))
@@ -189,6 +190,8 @@ def random_camera(rng: np.random.Generator, num_frames: int, motion: float = 1.0
 def random_sprite(
     rng: np.random.Generator, colour: str, x: float, y: float, max_speed: float, shape: str | None = None
 ) -> Sprite:
+    """A sprite at ``(x, y)`` with random shape (unless given), size, heading, speed up to ``max_speed``, spin and
+    hop."""
     heading = rng.uniform(0, 2 * np.pi)
     speed = max_speed * np.sqrt(rng.random())
     hop = rng.random() < 0.25

@@ -198,35 +198,48 @@ def write_raw_videos(
     duration: float = 20.0,
     fps: float = 24.0,
     size: int | tuple[int, int] = 64,
+    workers: int = 1,
 ) -> list[Path]:
     """Write ``count`` raw videos ``raw_NNNNN.mp4`` with ground truth beside each (``raw_NNNNN.truth.json``).
 
-    ``size`` is a side or ``(height, width)``. Only one video is held in memory at a time.
+    ``size`` is a side or ``(height, width)``. Each worker holds one video in memory at a time. Videos already
+    written (with their ground truth) are kept, so an interrupted call can simply be repeated.
     """
-    # Imported here so that the rest of the world needs only numpy and OpenCV.
-    from editor.video import write_video
-
     height, width = (size, size) if isinstance(size, int) else size
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for index in range(count):
-        child = video_seed(seed, index)
-        frames, shots, events = [], [], []
-        for shot, shot_frames, shot_events in iter_shots(child, duration, fps, height, width):
-            frames.append(shot_frames)
-            events.extend(shot_events)
-            shots.append({"start": shot.start, "end": shot.start + shot.num_frames,
-                          "background": asdict(shot.scene.background), "style": shot.scene.style,
-                          "sprites": [s.label for s in shot.scene.sprites]})  # fmt: skip
-        video = np.concatenate(frames, axis=0)
-        path = write_video(out_dir / f"raw_{index:05d}.mp4", video, fps)
-        truth = {
-            "seed": child, "fps": fps, "num_frames": len(video), "height": height, "width": width,
-            "cuts": [e.frame for e in events if e.kind == "cut"], "shots": shots,
-            "events": [e.to_dict(fps) for e in events],
-        }  # fmt: skip
-        path.with_suffix(".truth.json").write_text(json.dumps(truth, indent=1))
-        paths.append(path)
-        logger.debug("wrote %s: %d frames, %d shots", path, len(video), len(shots))
-    return paths
+    jobs = [(out_dir, index, seed, duration, fps, height, width) for index in range(count)]
+    if workers <= 1:
+        return [_write_raw_video(job) for job in jobs]
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(_write_raw_video, jobs, chunksize=4))
+
+
+def _write_raw_video(job: tuple) -> Path:
+    # Imported here so that the rest of the world needs only numpy and OpenCV.
+    from editor.video import write_video
+
+    out_dir, index, seed, duration, fps, height, width = job
+    path = out_dir / f"raw_{index:05d}.mp4"
+    if path.with_suffix(".truth.json").is_file():
+        return path
+    child = video_seed(seed, index)
+    frames, shots, events = [], [], []
+    for shot, shot_frames, shot_events in iter_shots(child, duration, fps, height, width):
+        frames.append(shot_frames)
+        events.extend(shot_events)
+        shots.append({"start": shot.start, "end": shot.start + shot.num_frames,
+                      "background": asdict(shot.scene.background), "style": shot.scene.style,
+                      "sprites": [s.label for s in shot.scene.sprites]})  # fmt: skip
+    video = np.concatenate(frames, axis=0)
+    write_video(path, video, fps)
+    truth = {
+        "seed": child, "fps": fps, "num_frames": len(video), "height": height, "width": width,
+        "cuts": [e.frame for e in events if e.kind == "cut"], "shots": shots,
+        "events": [e.to_dict(fps) for e in events],
+    }  # fmt: skip
+    path.with_suffix(".truth.json").write_text(json.dumps(truth, indent=1))
+    logger.debug("wrote %s: %d frames, %d shots", path, len(video), len(shots))
+    return path

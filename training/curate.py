@@ -77,7 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--config", type=Path, help="YAML config (dataclass fields; see configs/curation/)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("overrides", nargs="*", help="name=value settings, e.g. workers=2 describer.kind=chat")
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     for noisy in ("bitsandbytes", "torchao", "httpx"):
         logging.getLogger(noisy).setLevel(logging.ERROR)

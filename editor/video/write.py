@@ -24,7 +24,9 @@ _AAC_RATES = frozenset({8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 4
 
 _AUDIO_PREROLL = 0.5
 
-_X264_OPTIONS = {"crf": "18", "preset": "medium"}
+# One encoder thread: x264's threaded rate control can make other choices from run to run under load, and the same
+# frames must give the same file (curation reruns are compared byte for byte). Clips here are short.
+_X264_OPTIONS = {"crf": "18", "preset": "medium", "threads": "1"}
 # AVColorSpace / AVColorPrimaries / AVColorTransferCharacteristic value for BT.709, and AVCOL_RANGE_MPEG.
 _BT709 = 1
 _RANGE_MPEG = 1

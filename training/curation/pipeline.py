@@ -61,7 +61,10 @@ class Stage:
 
 @dataclass(frozen=True)
 class GlobalStage:
-    """A stage over all records: `fn(records, context) -> (kept, [(record, reason), ...])`."""
+    """A stage over all records: `fn(records, context) -> (kept, [(record, reason), ...])`.
+
+    `kept` may hold records the stage adds (a merge of external pairs): they are counted as its output.
+    """
 
     name: str
     version: str
@@ -273,13 +276,17 @@ def run_pipeline(
         for _ in records:
             ledger.enter(stage.name)
         kept, dropped = stage.fn(records, context)
-        if len(kept) + len(dropped) != len(records):
-            raise RuntimeError(
-                f"global stage {stage.name} lost records: {len(records)} in, {len(kept)} + {len(dropped)}"
-            )
+        # A global stage may add records (a merge); every record it was given is kept or dropped.
+        given = {id(r) for r in records}
+        kept_given = sum(id(r) in given for r in kept)
+        if kept_given + len(dropped) != len(records):
+            counts = f"{len(records)} in, {kept_given} kept + {len(dropped)} dropped"
+            raise RuntimeError(f"global stage {stage.name} lost records: {counts}")
         for record in kept:
-            ledger.passed(stage.name, 1)
             record["stages"] = {**record.get("stages", {}), stage.name: stage.version}
+        for _ in range(kept_given):
+            ledger.passed(stage.name, 1)
+        ledger.counts[stage.name].produced = len(kept)
         for _, reason in dropped:
             ledger.drop(stage.name, reason)
         records = kept

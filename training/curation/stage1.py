@@ -9,6 +9,7 @@ in or out, a camera that panned - is what the instruction describes. No pixel is
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 from dataclasses import dataclass, field
@@ -208,12 +209,19 @@ def pairing(record: dict, ctx: Stage1Context) -> list[dict]:
 
 def _clip_frames(reference: dict, ctx: Stage1Context) -> np.ndarray:
     c = ctx.config
-    frames = read_video(
-        reference["path"], fps=c.clip_fps, start=reference["start"], end=reference["end"], max_frames=c.clip_frames
-    ).frames
-    scale = c.describe_side / max(frames.shape[1:3])
+    return _read_small_clip(reference["path"], reference["start"], reference["end"], c.clip_fps, c.clip_frames,
+                            c.describe_side)  # fmt: skip
+
+
+@functools.lru_cache(maxsize=64)
+def _read_small_clip(path: str, start: float, end: float, fps: float, count: int, side: int) -> np.ndarray:
+    # Pairs of one segment share clips: each is decoded once per worker, not once per pair.
+    frames = read_video(path, fps=fps, start=start, end=end, max_frames=count).frames
+    scale = side / max(frames.shape[1:3])
     size = (max(1, round(frames.shape[2] * scale)), max(1, round(frames.shape[1] * scale)))
-    return np.stack([cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in frames])
+    small = np.stack([cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in frames])
+    small.flags.writeable = False
+    return small
 
 
 def instruction_generation(record: dict, ctx: Stage1Context) -> list[dict]:

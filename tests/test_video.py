@@ -619,3 +619,9 @@ def test_conform_clip_upscale_and_errors() -> None:
 def test_video_clip_duration() -> None:
     clip = VideoClip(frames=np.zeros((10, 4, 4, 3), np.uint8), fps=5.0, start=1.0, source=None)
     assert clip.duration == pytest.approx(2.0)
+
+
+def test_lossless_writing_reads_back_bit_for_bit(tmp_path: Path) -> None:
+    frames = np.random.default_rng(3).integers(0, 256, size=(5, 24, 40, 3), dtype=np.uint8)
+    path = write_video(tmp_path / "exact.mp4", frames, 8.0, lossless=True)
+    assert np.array_equal(read_video(path).frames, frames)

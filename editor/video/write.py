@@ -24,9 +24,7 @@ _AAC_RATES = frozenset({8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 4
 
 _AUDIO_PREROLL = 0.5
 
-# One encoder thread: x264's threaded rate control can make other choices from run to run under load, and the same
-# frames must give the same file (curation reruns are compared byte for byte). Clips here are short.
-_X264_OPTIONS = {"crf": "18", "preset": "medium", "threads": "1"}
+_X264_OPTIONS = {"crf": "18", "preset": "medium"}
 # AVColorSpace / AVColorPrimaries / AVColorTransferCharacteristic value for BT.709, and AVCOL_RANGE_MPEG.
 _BT709 = 1
 _RANGE_MPEG = 1
@@ -128,8 +126,12 @@ def write_video(
     *,
     audio_from: Path | None = None,
     audio_start: float = 0.0,
+    lossless: bool = False,
 ) -> Path:
     """Encode ``F x H x W x 3`` uint8 RGB frames as an H.264/yuv420p mp4 playable in browsers.
+
+    ``lossless=True`` writes lossless RGB H.264 instead (libx264rgb, qp 0): frames read back bit for bit, as
+    training data needs, but few browsers play it.
 
     The file appears at ``path`` only once complete (written beside it, then renamed), so a failure never leaves
     a partial file. Odd sizes are padded by one pixel (yuv420p needs even sides). With ``audio_from``, its audio
@@ -150,7 +152,7 @@ def write_video(
     tmp = Path(tmp_name)
     try:
         try:
-            _encode(tmp, frames, rate, audio)
+            _encode(tmp, frames, rate, audio, lossless)
         except av.FFmpegError as exc:
             raise VideoError(f"cannot write {path}: encoding failed ({_av_reason(exc)})") from exc
         os.replace(tmp, path)
@@ -161,17 +163,21 @@ def write_video(
     return path
 
 
-def _encode(out_path: Path, frames: np.ndarray, rate: Fraction, audio: _Audio | None) -> None:
+def _encode(out_path: Path, frames: np.ndarray, rate: Fraction, audio: _Audio | None, lossless: bool) -> None:
     num, height, width = frames.shape[:3]
     pad_h, pad_w = height % 2, width % 2
     if pad_h or pad_w:
         logger.debug("padding %dx%d frames to even size for yuv420p", width, height)
     with av.open(str(out_path), mode="w", format="mp4", options={"movflags": "+faststart"}) as container:
-        video = container.add_stream("libx264", rate=rate, options=dict(_X264_OPTIONS))
-        video.width, video.height, video.pix_fmt = width + pad_w, height + pad_h, "yuv420p"
-        # Tag BT.709 explicitly: untagged streams are interpreted differently by different players.
-        ctx = video.codec_context
-        ctx.colorspace, ctx.color_primaries, ctx.color_trc, ctx.color_range = _BT709, _BT709, _BT709, _RANGE_MPEG
+        if lossless:
+            video = container.add_stream("libx264rgb", rate=rate, options={"qp": "0", "preset": "medium"})
+            video.width, video.height, video.pix_fmt = width + pad_w, height + pad_h, "rgb24"
+        else:
+            video = container.add_stream("libx264", rate=rate, options=dict(_X264_OPTIONS))
+            video.width, video.height, video.pix_fmt = width + pad_w, height + pad_h, "yuv420p"
+            # Tag BT.709 explicitly: untagged streams are interpreted differently by different players.
+            ctx = video.codec_context
+            ctx.colorspace, ctx.color_primaries, ctx.color_trc, ctx.color_range = _BT709, _BT709, _BT709, _RANGE_MPEG
 
         audio_stream = None
         if audio is not None:
@@ -183,7 +189,8 @@ def _encode(out_path: Path, frames: np.ndarray, rate: Fraction, audio: _Audio | 
             if pad_h or pad_w:
                 image = np.pad(image, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge")
             frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
-            frame = frame.reformat(format="yuv420p", dst_colorspace="ITU709", dst_color_range="MPEG")
+            if not lossless:
+                frame = frame.reformat(format="yuv420p", dst_colorspace="ITU709", dst_color_range="MPEG")
             frame.pts = i
             container.mux(video.encode(frame))
             if audio_stream is not None and audio is not None:

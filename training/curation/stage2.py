@@ -109,7 +109,8 @@ def _load(reference: dict, ctx: Stage2Context) -> np.ndarray:
 
 
 def _write(path: Path, frames: np.ndarray, ctx: Stage2Context) -> dict:
-    write_video(path, frames, ctx.config.clip_fps)
+    # Lossless: training pairs carry no compression artefacts, and every rerun reads back the very same pixels.
+    write_video(path, frames, ctx.config.clip_fps, lossless=True)
     return clip(path, 0.0, len(frames) / ctx.config.clip_fps)
 
 
@@ -145,7 +146,8 @@ def elements_filter(record: dict, ctx: Stage2Context) -> list[dict]:
 
 def object_segmentation(record: dict, ctx: Stage2Context) -> list[dict]:
     frames = _load(record["source"], ctx)
-    objects = ctx.segmenter.segment(frames)
+    # A fixed order, whatever order the backend reports them in, so the seeded choice is reproducible.
+    objects = sorted(ctx.segmenter.segment(frames), key=lambda o: (o.label, -o.score))
     if not objects:
         raise Drop("no objects segmented")
     rng = record_rng(ctx.config.seed, record, "object_segmentation")

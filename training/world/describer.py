@@ -136,12 +136,13 @@ def _object_changes(before: Description, after: Description) -> list[_Candidate]
     second = {o.colour: o for o in reversed(after.objects)}
     scale = min(before.height, before.width)
     found = []
-    for colour in first.keys() & second.keys():
+    for colour in [c for c in first if c in second]:
         a, b = first[colour], second[colour]
         if not a.partial and not b.partial and a.shape != b.shape:
             found.append(_Candidate(1.5 * max(a.area, b.area), Intent("replace", colour, a.shape, colour, b.shape)))
-    gone = [first[c] for c in first.keys() - second.keys()]
-    new = [second[c] for c in second.keys() - first.keys()]
+    # Dict order, not set order: string hashing differs between processes, and results must not.
+    gone = [first[c] for c in first if c not in second]
+    new = [second[c] for c in second if c not in first]
     pairs = sorted(((_distance(a, b), i, j) for i, a in enumerate(gone) for j, b in enumerate(new)))
     used_gone, used_new = set(), set()
     for dist, i, j in pairs:

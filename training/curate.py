@@ -65,9 +65,9 @@ def _stage2(config_path: Path | None, overrides: list[str], progress: bool) -> i
 
 
 def _summary(result, seconds: float) -> int:
-    print(result.ledger.table())
-    print(f"\n{len(result.records)} pairs -> {result.manifest} ({result.units_done} units, "
-          f"{result.units_resumed} resumed, {seconds:.1f} s)")  # fmt: skip
+    summary = (f"{len(result.records)} pairs -> {result.manifest} ({result.units_done} units, "
+               f"{result.units_resumed} resumed, {seconds:.1f} s)")  # fmt: skip
+    sys.stdout.write(f"{result.ledger.table()}\n\n{summary}\n")
     return 0
 
 
@@ -85,7 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return run(args.config, args.overrides, not args.no_progress)
     except (ValueError, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
+        sys.stderr.write(f"error: {error}\n")
         return 2
 
 

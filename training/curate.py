@@ -24,43 +24,27 @@ from training.config import load_config
 logger = logging.getLogger("training.curate")
 
 
-def _stage1(config_path: Path | None, overrides: list[str], progress: bool) -> int:
-    from training.curation import stage1
+def _curate(stage: str, config_path: Path | None, overrides: list[str], progress: bool) -> int:
+    from training.curation import stage1, stage2
     from training.curation.pipeline import run_pipeline
     from training.curation.report import write_report
 
-    config = load_config(stage1.Stage1Config, config_path, overrides)
-    if config.input is None:
-        raise ValueError("stage1 needs input=FOLDER of raw videos")
-    units = stage1.find_videos(config.input)
+    module, config_class, title = {
+        "stage1": (stage1, stage1.Stage1Config, "Stage 1: unpaired-clip pairs"),
+        "stage2": (stage2, stage2.Stage2Config, "Stage 2: synthetic editing pairs"),
+    }[stage]
+    config = load_config(config_class, config_path, overrides)
+    units = module.find_units(config)
     if not units:
-        logger.warning("no videos found in %s", config.input)
+        logger.warning("no inputs found")
     started = time.perf_counter()
     result = run_pipeline(
-        units, stage1.STAGES, stage1.GLOBAL_STAGES,
-        make_context=functools.partial(stage1.make_context, config), work_dir=config.output / "work",
+        units, module.STAGES, module.GLOBAL_STAGES,
+        make_context=functools.partial(module.make_context, config), work_dir=config.output / "work",
         manifest=config.output / "manifest.jsonl", workers=config.workers, progress=progress,
     )  # fmt: skip
     seconds = time.perf_counter() - started
-    write_report(config.output / "report.md", "Stage 1: unpaired-clip pairs", result, seconds)
-    return _summary(result, seconds)
-
-
-def _stage2(config_path: Path | None, overrides: list[str], progress: bool) -> int:
-    from training.curation import stage2
-    from training.curation.pipeline import run_pipeline
-    from training.curation.report import write_report
-
-    config = load_config(stage2.Stage2Config, config_path, overrides)
-    units = stage2.find_units(config)
-    started = time.perf_counter()
-    result = run_pipeline(
-        units, stage2.STAGES, stage2.GLOBAL_STAGES,
-        make_context=functools.partial(stage2.make_context, config), work_dir=config.output / "work",
-        manifest=config.output / "manifest.jsonl", workers=config.workers, progress=progress,
-    )  # fmt: skip
-    seconds = time.perf_counter() - started
-    write_report(config.output / "report.md", "Stage 2: synthetic editing pairs", result, seconds)
+    write_report(config.output / "report.md", title, result, seconds)
     return _summary(result, seconds)
 
 
@@ -81,9 +65,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     for noisy in ("bitsandbytes", "torchao", "httpx"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
-    run = _stage1 if args.stage == "stage1" else _stage2
     try:
-        return run(args.config, args.overrides, not args.no_progress)
+        return _curate(args.stage, args.config, args.overrides, not args.no_progress)
     except (ValueError, FileNotFoundError) as error:
         sys.stderr.write(f"error: {error}\n")
         return 2

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .pipeline import Drop
+
 VERB_SYNONYMS: dict[str, tuple[str, ...]] = {
     "replace": ("replace", "change", "swap", "substitute"),
     "change": ("change", "turn", "alter", "make"),
@@ -80,6 +82,14 @@ class InstructionFilter:
         if self.trivial and any(re.search(p, instruction, flags=re.IGNORECASE) for p in TRIVIAL_PATTERNS):
             return "trivial edit"
         return None
+
+
+def instruction_filter(record: dict, ctx) -> list[dict]:
+    """The per-record stage both curation stages share: drop by `ctx.config.instructions`' rules."""
+    reason = ctx.config.instructions.reject_reason(record["instruction"])
+    if reason:
+        raise Drop(reason)
+    return [record]
 
 
 @functools.lru_cache(maxsize=1)

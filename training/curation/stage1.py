@@ -22,7 +22,7 @@ import numpy as np
 from editor.video import VideoError, probe_video, read_video
 
 from .backends.base import BackendConfig
-from .instructions import InstructionFilter, near_duplicates, rewrite_verb
+from .instructions import InstructionFilter, instruction_filter, near_duplicates, rewrite_verb
 from .manifest import clip
 from .pipeline import ContextCache, Drop, GlobalStage, Stage, StageContext, record_rng
 
@@ -77,6 +77,12 @@ _contexts = ContextCache(Stage1Context)
 def make_context(config: Stage1Config) -> Stage1Context:
     """The context for `config`, built once per worker process (a function, so workers find their own cache)."""
     return _contexts(config)
+
+
+def find_units(config: Stage1Config) -> list[dict]:
+    if config.input is None:
+        raise ValueError("stage1 needs input=FOLDER of raw videos")
+    return find_videos(config.input)
 
 
 def find_videos(folder: Path) -> list[dict]:
@@ -238,13 +244,6 @@ def verb_rewriting(record: dict, ctx: Stage1Context) -> list[dict]:
     if rng.random() < ctx.config.verb_rewrite_probability:
         instruction = rewrite_verb(instruction, rng)
     return [{**record, "instruction": instruction}]
-
-
-def instruction_filter(record: dict, ctx: Stage1Context) -> list[dict]:
-    reason = ctx.config.instructions.reject_reason(record["instruction"])
-    if reason:
-        raise Drop(reason)
-    return [record]
 
 
 def near_duplicate_filter(records: list[dict], ctx: Stage1Context):

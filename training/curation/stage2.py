@@ -23,7 +23,7 @@ import numpy as np
 from editor.video import read_video, write_video
 
 from .backends.base import JUDGE_CRITERIA, BackendConfig
-from .instructions import InstructionFilter
+from .instructions import InstructionFilter, instruction_filter
 from .manifest import clip, read_manifest
 from .pipeline import ContextCache, Drop, GlobalStage, Stage, StageContext, record_rng, stable_seed
 
@@ -210,13 +210,6 @@ def instruction_generation(record: dict, ctx: Stage2Context) -> list[dict]:
     if change is None:
         raise Drop("no visible change")
     return [{**record, "instruction": change.instruction, "edit_type": change.edit_type}]
-
-
-def instruction_filter(record: dict, ctx: Stage2Context) -> list[dict]:
-    reason = ctx.config.instructions.reject_reason(record["instruction"])
-    if reason:
-        raise Drop(reason)
-    return [record]
 
 
 def quality_filter(record: dict, ctx: Stage2Context) -> list[dict]:

@@ -445,7 +445,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(f"error: {error}\n")
         return 2
     skipped = ", ".join(f"{count} {reason}" for reason, count in sorted(index.skipped.items())) or "none skipped"
-    print(f"{index.num_samples} samples in {len(index.shards)} shards -> {index.root / INDEX_NAME} ({skipped})")
+    shards = f"{len(index.shards)} shards -> {index.root / INDEX_NAME}"
+    sys.stdout.write(f"{index.num_samples} samples in {shards} ({skipped})\n")
     return 0
 
 

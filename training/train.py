@@ -368,7 +368,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as error:
         sys.stderr.write(f"error: {error}\n")
         return 2
-    print(f"trained transformer -> {final}")
+    sys.stdout.write(f"trained transformer -> {final}\n")
     return 0
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from tiny_pipeline import pair_record
 
 from editor.pipeline import VideoEditPipeline
 from editor.video import conform_clip, read_video, write_video
@@ -29,20 +30,6 @@ def pipe(model_dir: Path) -> VideoEditPipeline:
     return VideoEditPipeline.from_pretrained(model_dir)
 
 
-def _record(record_id: str, source: Path, target: Path, instruction: str) -> dict:
-    return {
-        "id": record_id,
-        "source": clip(source, 0.0, 1.5),
-        "target": clip(target, 0.0, 1.5),
-        "instruction": instruction,
-        "edit_type": "change",
-        "mask": None,
-        "scores": {},
-        "provenance": {},
-        "stages": {},
-    }
-
-
 @pytest.fixture(scope="module")
 def manifest(tmp_path_factory) -> Path:
     """Three usable pairs (12 frames, 48x64, 8 fps), one whose source file does not exist, one too short."""
@@ -54,9 +41,9 @@ def manifest(tmp_path_factory) -> Path:
         for side in ("source", "target"):
             frames = rng.integers(0, 256, size=(12, 48, 64, 3), dtype=np.uint8)
             paths.append(write_video(root / f"{number}_{side}.mp4", frames, 8.0))
-        records.append(_record(f"pair-{number}", paths[0], paths[1], instruction))
-    records.append(_record("pair-missing", root / "missing.mp4", paths[1], "make it a snowy winter scene"))
-    short = _record("pair-short", paths[0], paths[1], "make the ball blue")
+        records.append(pair_record(f"pair-{number}", paths[0], paths[1], instruction))
+    records.append(pair_record("pair-missing", root / "missing.mp4", paths[1], "make it a snowy winter scene"))
+    short = pair_record("pair-short", paths[0], paths[1], "make the ball blue")
     short["source"] = clip(paths[0], 0.0, 0.75)  # 6 frames at 8 fps, fewer than the 9 asked for
     records.append(short)
     return write_jsonl(root / "manifest.jsonl", records)

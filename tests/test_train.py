@@ -9,12 +9,13 @@ import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
+from tiny_pipeline import pair_record
 
 from editor.video import write_video
 from training import flow_matching
 from training.cache import CacheConfig, build_cache
 from training.config import load_config
-from training.curation.manifest import clip, write_jsonl
+from training.curation.manifest import write_jsonl
 from training.train import TrainConfig, check_config, checkpoint_dirs, main, train
 
 INSTRUCTIONS = ["make the ball blue", "remove the flower vase", "replace the dog with a cat"]
@@ -72,19 +73,7 @@ def cache_dir(tmp_path_factory, model_dir) -> Path:
             write_video(root / f"{number}_{side}.mp4", rng.integers(0, 256, (12, 64, 64, 3), dtype=np.uint8), 8.0)
             for side in ("source", "target")
         ]
-        records.append(
-            {
-                "id": f"pair-{number}",
-                "source": clip(paths[0], 0.0, 1.5),
-                "target": clip(paths[1], 0.0, 1.5),
-                "instruction": instruction,
-                "edit_type": "change",
-                "mask": None,
-                "scores": {},
-                "provenance": {},
-                "stages": {},
-            }
-        )
+        records.append(pair_record(f"pair-{number}", paths[0], paths[1], instruction))
     manifest = write_jsonl(root / "manifest.jsonl", records)
     output = root / "cache"
     build_cache(CacheConfig(manifest=manifest, model=model_dir, output=output, frames=9, device="cpu", shard_size=2))

@@ -142,6 +142,15 @@ def build_tiny_pipeline(text: str = "llama_clip", seed: int = 0) -> VideoEditPip
     )
 
 
+def pair_record(record_id: str, source: Path, target: Path, instruction: str, seconds: float = 1.5) -> dict:
+    """A manifest record for two whole short clips."""
+    from training.curation.manifest import clip
+
+    return {"id": record_id, "source": clip(source, 0.0, seconds), "target": clip(target, 0.0, seconds),
+            "instruction": instruction, "edit_type": "change", "mask": None, "scores": {}, "provenance": {},
+            "stages": {}}  # fmt: skip
+
+
 def save_tiny_pipeline(path: Path, text: str = "llama_clip") -> Path:
     build_tiny_pipeline(text).save_pretrained(path)
     return path

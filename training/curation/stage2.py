@@ -13,6 +13,7 @@ kept removal also yields the matching "add" pair.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 from dataclasses import dataclass, field
@@ -74,6 +75,8 @@ class Stage2Context(StageContext):
         self.describer = build_describer(config.describer)
         self.segmenter = build_segmenter(config.segmenter)
         self.inpainter = build_inpainter(config.inpainter)
+        # The last source segmented: (key, objects); the elements filter and the segmentation stage share it.
+        self.segmented: tuple[tuple | None, list] = (None, [])
 
 
 _contexts = ContextCache(Stage2Context)
@@ -104,8 +107,26 @@ def _video_dir(ctx: Stage2Context, record: dict) -> Path:
 
 def _load(reference: dict, ctx: Stage2Context) -> np.ndarray:
     c = ctx.config
-    return read_video(reference["path"], fps=c.clip_fps, start=reference["start"], end=reference["end"],
-                      max_frames=c.clip_frames).frames  # fmt: skip
+    return _read_clip(reference["path"], reference["start"], reference["end"], c.clip_fps, c.clip_frames)
+
+
+@functools.lru_cache(maxsize=8)
+def _read_clip(path: str, start: float, end: float, fps: float, count: int) -> np.ndarray:
+    # Most stages of a unit read its source, target and mask again: decode each once per worker. Every file is
+    # written once, before it is first read, so a cached clip never goes stale.
+    frames = read_video(path, fps=fps, start=start, end=end, max_frames=count).frames
+    frames.flags.writeable = False
+    return frames
+
+
+def _objects(record: dict, ctx: Stage2Context) -> list:
+    """The segmenter's objects in the source, in a fixed order whatever order the backend reports them in (so the
+    seeded choice of one is reproducible); computed once for the elements filter and the segmentation stage."""
+    key = (record["source"]["path"], record["source"]["start"])
+    if ctx.segmented[0] != key:
+        objects = ctx.segmenter.segment(_load(record["source"], ctx))
+        ctx.segmented = (key, sorted(objects, key=lambda o: (o.label, -o.score)))
+    return ctx.segmented[1]
 
 
 def _write(path: Path, frames: np.ndarray, ctx: Stage2Context) -> dict:
@@ -138,16 +159,14 @@ def source(record: dict, ctx: Stage2Context) -> list[dict]:
 
 
 def elements_filter(record: dict, ctx: Stage2Context) -> list[dict]:
-    objects = ctx.segmenter.segment(_load(record["source"], ctx))
+    objects = _objects(record, ctx)
     if len(objects) < ctx.config.min_objects:
         raise Drop("no salient objects")
     return [{**record, "objects": [o.label for o in objects]}]
 
 
 def object_segmentation(record: dict, ctx: Stage2Context) -> list[dict]:
-    frames = _load(record["source"], ctx)
-    # A fixed order, whatever order the backend reports them in, so the seeded choice is reproducible.
-    objects = sorted(ctx.segmenter.segment(frames), key=lambda o: (o.label, -o.score))
+    objects = _objects(record, ctx)
     if not objects:
         raise Drop("no objects segmented")
     rng = record_rng(ctx.config.seed, record, "object_segmentation")

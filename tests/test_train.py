@@ -102,7 +102,7 @@ def _weights(folder: Path) -> dict[str, torch.Tensor]:
 
 
 def test_short_run_learns(tmp_path, cache_dir, model_dir):
-    final = train(_config(cache_dir, model_dir, tmp_path / "run"))
+    final = train(_config(cache_dir, model_dir, tmp_path / "run")) / "transformer"
 
     before, after = _weights(model_dir / "transformer"), _weights(final)
     assert before.keys() == after.keys()
@@ -135,7 +135,7 @@ def test_resume_matches_uninterrupted_run(tmp_path, cache_dir, model_dir):
         train(_config(cache_dir, model_dir, tmp_path / "split", **settings))
     resumed = train(_config(cache_dir, model_dir, tmp_path / "split", **settings), resume=True)
 
-    expected, got = _weights(whole), _weights(resumed)
+    expected, got = _weights(whole / "transformer"), _weights(resumed / "transformer")
     for name in expected:
         torch.testing.assert_close(got[name], expected[name], rtol=0, atol=0, msg=name)
     whole_log = (tmp_path / "whole" / "log.jsonl").read_text().splitlines()
@@ -164,7 +164,7 @@ def test_checkpoint_rotation_keeps_last(tmp_path, cache_dir, model_dir):
     assert [p.name for p in kept] == ["step-000004", "step-000005"]
     assert sorted(p.name for p in (output / "checkpoints").iterdir()) == ["step-000004", "step-000005"]
     names = sorted(p.name for p in kept[-1].iterdir())
-    assert names == ["optimizer.safetensors", "rng.safetensors", "state.json", "transformer"]
+    assert names == ["optimizer.safetensors", "rng-0.safetensors", "state.json", "transformer"]
     assert not list(kept[-1].rglob("*.bin")) and not list(kept[-1].rglob("*.pt"))
     assert json.loads((kept[-1] / "state.json").read_text())["step"] == 5
 
@@ -177,4 +177,4 @@ def test_cli_reports_bad_config(tmp_path, cache_dir, model_dir, capsys):
     code = main([f"cache={cache_dir}", f"output={tmp_path / 'b'}", f"init={model_dir}", "steps=1", "batch_size=4"])
     assert code == 2 and "batch_size=4" in capsys.readouterr().err
     code = main([f"cache={cache_dir}", f"output={tmp_path / 'c'}", f"init={model_dir}", "steps=2", "batch_size=1"])
-    assert code == 0 and (tmp_path / "c" / "transformer" / "config.json").is_file()
+    assert code == 0 and (tmp_path / "c" / "pipeline" / "transformer" / "config.json").is_file()

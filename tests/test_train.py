@@ -11,12 +11,16 @@ import torch
 from safetensors.torch import load_file
 from tiny_pipeline import pair_record
 
-from editor.video import write_video
+from editor.loading import load_pipeline
+from editor.video import read_video, write_video
 from training import flow_matching
 from training.cache import CacheConfig, build_cache
 from training.config import load_config
 from training.curation.manifest import write_jsonl
+from training.lora import LoraSettings
+from training.run_log import read_log
 from training.train import TrainConfig, check_config, checkpoint_dirs, main, train
+from training.validation import ValidationConfig
 
 INSTRUCTIONS = ["make the ball blue", "remove the flower vase", "replace the dog with a cat"]
 
@@ -123,6 +127,11 @@ def test_demo_config_loads_and_scratch_needs_a_transformer():
         check_config(TrainConfig(cache=Path("c"), init="scratch"))
     with pytest.raises(ValueError, match=r"instruction_dropout=1\.5"):
         check_config(TrainConfig(cache=Path("c"), init="x", instruction_dropout=1.5))
+    # YAML reads `1e-3` as text; numbers written that way still arrive as numbers.
+    config = load_config(TrainConfig, None, ["lr=1e-3", "ema_decay=9.99e-1", "lora.rank=8", "validation.every=50"])
+    assert config.lr == 1e-3 and config.ema_decay == 0.999 and config.lora.rank == 8 and config.validation.every == 50
+    with pytest.raises(ValueError, match="lr='fast' must be a number"):
+        load_config(TrainConfig, None, ["lr=fast"])
 
 
 def test_resume_matches_uninterrupted_run(tmp_path, cache_dir, model_dir):
@@ -178,3 +187,137 @@ def test_cli_reports_bad_config(tmp_path, cache_dir, model_dir, capsys):
     assert code == 2 and "batch_size=4" in capsys.readouterr().err
     code = main([f"cache={cache_dir}", f"output={tmp_path / 'c'}", f"init={model_dir}", "steps=2", "batch_size=1"])
     assert code == 0 and (tmp_path / "c" / "pipeline" / "transformer" / "config.json").is_file()
+
+
+# What a run leaves behind -----------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def world_data(tmp_path_factory, model_dir) -> tuple[Path, Path]:
+    """(cache, manifest) of 12 procedural-world editing pairs, 9 frames at 64x64."""
+    from training.world import instruction_for, random_edit, random_scene, render_pair
+
+    root = tmp_path_factory.mktemp("world_data")
+    rng = np.random.default_rng(3)
+    records = []
+    while len(records) < 12:
+        scene = random_scene(rng, num_frames=9)
+        try:
+            edit = random_edit(scene, rng, num_frames=9)
+        except ValueError:
+            continue
+        source, target, _ = render_pair(scene, edit, 9, 64, 64)
+        number = len(records)
+        paths = [
+            write_video(root / f"{number}_{side}.mp4", frames, 8.0, lossless=True)
+            for side, frames in (("source", source), ("target", target))
+        ]
+        text = instruction_for(edit, scene, rng, num_frames=9)
+        records.append({**pair_record(f"world-{number}", *paths, text, seconds=9 / 8), "edit_type": edit.type})
+    manifest = write_jsonl(root / "manifest.jsonl", records)
+    cache = root / "cache"
+    build_cache(CacheConfig(manifest=manifest, model=model_dir, output=cache, frames=9, device="cpu"))
+    return cache, manifest
+
+
+def test_tiny_model_learns_and_its_pipeline_edits(tmp_path, world_data, model_dir):
+    cache, manifest = world_data
+    config = _config(
+        cache, model_dir, tmp_path / "run", steps=300, batch_size=4, lr=2e-3, instruction_dropout=0.1, log_every=10,
+        validation=ValidationConfig(manifest=manifest, count=2, every=200, steps=2),
+    )  # fmt: skip
+    final = train(config)
+
+    losses = [r["loss"] for r in read_log(tmp_path / "run")]
+    assert len(losses) == 30
+    first, last = np.mean(losses[:3]), np.mean(losses[-3:])
+    assert last < 0.5 * first, f"loss fell only from {first:.3f} to {last:.3f}"
+
+    run = tmp_path / "run"
+    assert (run / "loss.png").stat().st_size > 1000
+    assert list((run / "tensorboard").glob("events.out.tfevents.*"))
+    for step in ("step-000200", "step-000300"):
+        videos = sorted((run / "samples" / step).glob("*.mp4"))
+        assert [v.stem for v in videos] == ["world-0", "world-1"]
+        clip = read_video(videos[0])
+        assert clip.frames.shape[1:3] == (64, 3 * 64)  # source | edit | target
+
+    # The result is a pipeline folder the editor loads and edits with.
+    pipe = load_pipeline(final)
+    source = read_video(manifest.parent / "0_source.mp4").frames
+    result = pipe(video=source, prompt="make the ball blue", num_inference_steps=2)
+    assert result.frames[0].shape == (9, 64, 64, 3)
+
+
+def test_lora_trains_adapters_only_and_merges(tmp_path, cache_dir, model_dir):
+    from training.lora import ADAPTER_WEIGHTS
+
+    final = train(_config(cache_dir, model_dir, tmp_path / "run", lora=LoraSettings(rank=4), steps=3, lr=1e-2))
+    before, after = _weights(model_dir / "transformer"), _weights(final / "transformer")
+    assert before.keys() == after.keys()  # merged: plain parameter names, loadable without peft
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed and all(k.startswith(("transformer_blocks.", "single_transformer_blocks.")) for k in changed)
+    assert not any("norm" in k for k in changed)  # modulation linears are not targets
+    assert (tmp_path / "run" / "lora" / ADAPTER_WEIGHTS).is_file()
+    with pytest.raises(ValueError, match="outside the transformer blocks"):
+        check_lora = LoraSettings(rank=2, targets=r".*proj_out")
+        train(_config(cache_dir, model_dir, tmp_path / "bad", lora=check_lora, steps=1))
+
+
+@pytest.mark.parametrize("variant", ["lora", "ema"])
+def test_resume_is_exact_with_lora_and_ema(tmp_path, cache_dir, model_dir, variant):
+    extra = {"lora": LoraSettings(rank=4)} if variant == "lora" else {"ema_decay": 0.9}
+    settings = dict(checkpoint_every=2, steps=4, lr=1e-2, **extra)
+    whole = train(_config(cache_dir, model_dir, tmp_path / "whole", **settings))
+    train(_config(cache_dir, model_dir, tmp_path / "split", **{**settings, "steps": 2}))
+    names = {p.name for p in checkpoint_dirs(tmp_path / "split")[-1].iterdir()}
+    assert ("lora.safetensors" in names) == (variant == "lora") and ("ema.safetensors" in names) == (variant == "ema")
+    resumed = train(_config(cache_dir, model_dir, tmp_path / "split", **settings), resume=True)
+    expected, got = _weights(whole / "transformer"), _weights(resumed / "transformer")
+    for name in expected:
+        torch.testing.assert_close(got[name], expected[name], rtol=0, atol=0, msg=name)
+
+
+def test_ema_weights_are_the_saved_ones(tmp_path, cache_dir, model_dir):
+    # With a decay close to 1 the average barely leaves the initial weights, while the raw weights move at lr=1e-2.
+    before = _weights(model_dir / "transformer")
+
+    def moved(**settings) -> float:
+        final = train(_config(cache_dir, model_dir, tmp_path / str(len(settings)), steps=3, lr=1e-2, **settings))
+        after = _weights(final / "transformer")
+        return max((after[k] - before[k]).abs().max().item() for k in before)
+
+    assert moved() > 1e-3
+    assert 0 < moved(ema_decay=0.999999) < 1e-4
+
+
+def test_eight_bit_adam_needs_cuda(tmp_path, cache_dir, model_dir):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(ValueError, match="adamw8bit needs CUDA"):
+        train(_config(cache_dir, model_dir, tmp_path / "run", optimizer="adamw8bit", steps=1))
+
+
+def test_two_process_ddp_on_cpu(tmp_path, cache_dir, model_dir):
+    # accelerate 1.15 starts a single process for `--cpu --num_processes 2` (multi-CPU goes through MPI); torchrun,
+    # which `--multi_gpu` uses, starts two, and ACCELERATE_USE_CPU keeps them on the CPU with gloo.
+    import os
+    import subprocess
+    import sys
+
+    output = tmp_path / "ddp"
+    command = [
+        sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines",
+        "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "0", "-m", "training.train",
+        f"cache={cache_dir}", f"output={output}", f"init={model_dir}", "steps=3", "batch_size=1", "log_every=1",
+        "checkpoint_every=2", "lr=1e-3",
+    ]  # fmt: skip
+    env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300, cwd=Path(__file__).parents[1])
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "2 process(es)" in done.stderr
+    assert [r["step"] for r in read_log(output)] == [1, 2, 3]  # written once, by the main process
+    names = sorted(p.name for p in checkpoint_dirs(output)[-1].iterdir())
+    assert "rng-0.safetensors" in names and "rng-1.safetensors" in names  # each process's noise stream
+    before, after = _weights(model_dir / "transformer"), _weights(output / "pipeline" / "transformer")
+    assert any(not torch.equal(before[k], after[k]) for k in before)

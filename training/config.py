@@ -39,8 +39,14 @@ def _coerce(value: Any, annotation: Any, name: str) -> Any:
     nested = _nested_dataclass(annotation)
     if nested is not None and isinstance(value, dict):
         return from_dict(nested, value, prefix=f"{name}.")
-    if annotation is float and isinstance(value, int) and not isinstance(value, bool):
+    if annotation in (float, float | None) and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if annotation in (float, float | None) and isinstance(value, str):
+        # YAML 1.1 reads `1e-3` (no dot) as a string; people write learning rates that way.
+        try:
+            return float(value)
+        except ValueError:
+            raise ValueError(f"{name}={value!r} must be a number") from None
     if annotation in (Path, Path | None) and isinstance(value, str):
         return Path(value)
     origin = typing.get_origin(annotation)

@@ -133,7 +133,6 @@ def build_transformer(config: TrainConfig) -> ICVETransformer3DModel:
     """The model `init` names: new from `config.transformer`, or loaded from a pipeline folder (a previous stage,
     a HunyuanVideo base in diffusers' layout), a transformer folder, or an original-format checkpoint."""
     if config.init == "scratch":
-        torch.manual_seed(config.seed)  # the initial weights are part of what the seed fixes
         return ICVETransformer3DModel(**config.transformer)
     init = Path(config.init)
     if (init / "transformer" / "config.json").is_file():
@@ -147,6 +146,7 @@ def restore_or_build(config: TrainConfig, latest: Path | None) -> ICVETransforme
     """The model to train, with LoRA adapters when asked; a checkpoint's weights when resuming."""
     if latest is not None and not config.lora.enabled:
         return ICVETransformer3DModel.from_pretrained(latest / TRANSFORMER_DIR)
+    torch.manual_seed(config.seed)  # new weights (scratch, LoRA's A matrices) are part of what the seed fixes
     model = build_transformer(config)
     if config.lora.enabled:
         add_lora(model, config.lora)

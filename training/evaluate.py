@@ -1,0 +1,583 @@
+"""Evaluate an editing model on a benchmark: run it on every pair, score the edits, write a report.
+
+    python -m training.evaluate --config configs/eval/world.yaml --model models/demo --output runs/eval/demo
+    python -m training.evaluate --config configs/eval/world.yaml --model source --output runs/eval/identity
+    python -m training.evaluate --benchmark bench.jsonl --edits my_edits/ --output runs/eval/mine height=64 ...
+
+The benchmark is a pairs manifest (`training/curation/manifest.py`) whose `target` (the ground truth) and `mask` may
+be null. The model is a pipeline folder or preset (`editor.loading.load_pipeline`), `source` (the identity baseline:
+the source returned unchanged, so every score can be read against doing nothing), or `--edits DIR` holding one
+`<id>.mp4` per record (scored as they are, nothing generated). Clips are read at the model's frame rate, size and
+frame count (its saved defaults unless the config says otherwise); ground truth and masks the same way, so frames
+line up.
+
+Written to the output folder:
+
+| path | what |
+|---|---|
+| `results.json` | settings, model identity, every sample's scores, aggregates per edit type, distributions, drops |
+| `results.md` | one table per run: a row per edit type and one for all |
+| `report.html` | the tables, plots and, per sample, a frame strip (source / edit / ground truth) with its scores |
+| `edits/<id>.mp4`, `strips/<id>.png`, `plots/*.png` | what the report shows |
+| `samples/<id>.json` | one scored sample each: a rerun into the same folder skips these |
+| `run.json` | what the samples depend on: a rerun with other settings is refused |
+
+Exit codes: 0 done, 2 bad arguments, config or input, 1 anything else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import importlib
+import json
+import logging
+import re
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from editor.video import VideoError, conform_clip, read_video, write_video
+from training.config import load_config, to_dict
+from training.curation.backends import KINDS, BackendConfig, build_describer
+from training.curation.manifest import PAIR_FIELDS, read_jsonl
+from training.curation.manifest import _check_clip as check_clip_reference
+from training.curation.pipeline import stable_seed
+from training.evaluation.report import write_reports, write_strip, write_text
+from training.evaluation.scoring import METRICS, PSNR_CAP_DB, Scorer, aggregate, clean_success
+
+logger = logging.getLogger(__name__)
+
+IDENTITY = "source"
+IDENTITY_NAME = "identity (source unchanged)"
+RESULTS_VERSION = 1
+MASK_THRESHOLD = 127  # mask videos are white where edited; compression leaves grey near the edges
+
+
+@dataclass
+class EvalConfig:
+    """What to evaluate, on which benchmark, how to score it, and where the results go (see configs/eval/)."""
+
+    benchmark: Path | None = None  # a pairs manifest; target and mask may be null
+    model: str | None = None  # a pipeline folder, a preset (icve), or "source" for the identity baseline
+    edits: Path | None = None  # score these <id>.mp4 files instead of generating; `model` then only names them
+    output: Path = Path("runs/eval")
+    base: str | None = None  # preset only: the HunyuanVideo base folder
+    transformer: str | None = None  # preset only: the ICVE transformer folder
+    # geometry: the model's saved defaults when null; "source" and edits need them given
+    height: int | None = None
+    width: int | None = None
+    frames: int | None = None
+    fps: float | None = None
+    resize_mode: str = "crop"  # or "pad"
+    # sampling: the model's saved defaults when null
+    steps: int | None = None
+    guidance: float | None = None
+    embedded_guidance: float | None = None
+    negative_prompt: str | None = None
+    seed: int = 0  # each sample's noise is seeded from this and its id
+    device: str | None = None  # cuda when available, else cpu
+    precision: str | None = None  # bf16 on CUDA, fp32 elsewhere
+    limit: int | None = None  # only the first records of the benchmark
+    # scoring
+    judge: BackendConfig | None = None  # a curation describer (world, chat, transformers), or null for none
+    verify: bool = True  # the procedural world's verifier; instructions it cannot parse get no verdict
+    clean_psnr_db: float = 25.0  # clean success: verified and PSNR outside the mask at least this
+    clip: Path | None = None  # a local CLIP folder for text alignment
+    features_weights: Path | None = None  # EfficientNet-Lite0 weights (.safetensors) for subject consistency
+    features_backbone: str | None = None  # "module:factory" building the network those weights fit
+    # report
+    strip_frames: int = 6  # frames per row of a sample's strip
+    lossless_edits: bool = False  # exact pixels for rescoring, but browsers do not play lossless H.264
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """How every clip is read: the model's frame rate, frame count and size."""
+
+    height: int
+    width: int
+    frames: int
+    fps: float
+    resize_mode: str
+
+
+class _Drop(Exception):
+    """A sample that cannot be evaluated; `reason` is what it is counted under."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+
+
+# Configuration ------------------------------------------------------------------------------------------------------
+
+
+def _positive_int(name: str, value: Any, minimum: int = 1) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name}={value!r} must be an integer >= {minimum}")
+
+
+def _judge_config(value: Any) -> BackendConfig | None:
+    if value is None or isinstance(value, BackendConfig):
+        return value
+    if isinstance(value, str) and value.lower() == "none":
+        return None
+    if isinstance(value, str) and value in KINDS:
+        return BackendConfig(kind=value)
+    raise ValueError(f"judge={value!r} must be none, one of {', '.join(KINDS)}, or a backend mapping {{kind: ...}}")
+
+
+def check_config(config: EvalConfig) -> EvalConfig:
+    """The config with `judge` normalised; a ValueError names the first bad value."""
+    if config.benchmark is None:
+        raise ValueError("benchmark is required (--benchmark path/to/benchmark.jsonl)")
+    if not Path(config.benchmark).is_file():
+        raise FileNotFoundError(f"benchmark not found: {config.benchmark}")
+    if config.model is None and config.edits is None:
+        raise ValueError("model is required: a pipeline folder, a preset, or 'source' (or edits=DIR)")
+    if config.model == IDENTITY and config.edits is not None:
+        raise ValueError(f"model={IDENTITY!r} and edits={config.edits} contradict each other: choose one")
+    if config.edits is not None and not Path(config.edits).is_dir():
+        raise ValueError(f"edits={config.edits} is not a folder")
+    for name in ("height", "width", "steps"):
+        if getattr(config, name) is not None:
+            _positive_int(name, getattr(config, name))
+    if config.frames is not None:
+        _positive_int("frames", config.frames, minimum=3)  # temporal metrics compare neighbouring frames
+    for name in ("fps", "embedded_guidance"):
+        value = getattr(config, name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float) or not value > 0):
+            raise ValueError(f"{name}={value!r} must be positive")
+    if config.guidance is not None and (not isinstance(config.guidance, int | float) or not config.guidance >= 1):
+        raise ValueError(f"guidance={config.guidance!r} must be >= 1 (1 disables classifier-free guidance)")
+    if config.resize_mode not in ("crop", "pad"):
+        raise ValueError(f"resize_mode={config.resize_mode!r} must be 'crop' or 'pad'")
+    if isinstance(config.seed, bool) or not isinstance(config.seed, int):
+        raise ValueError(f"seed={config.seed!r} must be an integer")
+    if config.limit is not None:
+        _positive_int("limit", config.limit)
+    _positive_int("strip_frames", config.strip_frames)
+    for name in ("verify", "lossless_edits"):
+        if not isinstance(getattr(config, name), bool):
+            raise ValueError(f"{name}={getattr(config, name)!r} must be true or false")
+    threshold = config.clean_psnr_db
+    if isinstance(threshold, bool) or not isinstance(threshold, int | float) or not 0 < threshold <= PSNR_CAP_DB:
+        raise ValueError(f"clean_psnr_db={threshold!r} must be a number of dB in (0, {PSNR_CAP_DB:g}]")
+    if config.clip is not None and not Path(config.clip).is_dir():
+        raise ValueError(f"clip={config.clip} is not a local CLIP folder")
+    if (config.features_weights is None) != (config.features_backbone is None):
+        raise ValueError("features_weights and features_backbone go together: give both or neither")
+    if config.features_weights is not None and not Path(config.features_weights).is_file():
+        raise ValueError(f"features_weights={config.features_weights} does not exist")
+    return dataclasses.replace(config, judge=_judge_config(config.judge))
+
+
+def _model_defaults(config: EvalConfig):
+    """The model's saved `EditDefaults`, read without loading any weight; None for the baseline and plain labels."""
+    from editor.presets import ICVE, PRESETS, EditDefaults
+
+    model = config.model
+    if model is None or model == IDENTITY:
+        return None
+    if model in PRESETS:
+        return PRESETS[model].defaults
+    index = Path(model).expanduser() / "model_index.json"
+    if not index.is_file():
+        if config.edits is not None:
+            return None  # the name of whatever made the edits
+        known = ", ".join(sorted(PRESETS))
+        raise ValueError(f"model={model!r} is neither {IDENTITY!r}, a preset ({known}) nor a pipeline folder")
+    saved = json.loads(index.read_text()).get("defaults")
+    return EditDefaults.from_dict(saved) if saved else ICVE.defaults
+
+
+def resolve_geometry(config: EvalConfig, defaults) -> Geometry:
+    values = {}
+    for name, default_name in (("height", "height"), ("width", "width"), ("frames", "num_frames"), ("fps", "fps")):
+        value = getattr(config, name)
+        if value is None and defaults is not None:
+            value = getattr(defaults, default_name)
+        if value is None:
+            raise ValueError(
+                f"{name} is not set: the identity baseline and precomputed edits take the geometry of the model "
+                f"they are compared with ({name}=...)"
+            )
+        values[name] = value
+    if values["frames"] < 3:
+        raise ValueError(f"frames={values['frames']} must be at least 3: temporal metrics compare neighbouring frames")
+    return Geometry(resize_mode=config.resize_mode, **values)
+
+
+# Benchmark records --------------------------------------------------------------------------------------------------
+
+
+def validate_benchmark_record(record: Any, where: str) -> dict:
+    """A pair record whose source and instruction are required and target, mask and the rest optional; returned
+    with every schema field present (missing optional ones as null or empty)."""
+    if not isinstance(record, dict):
+        raise ValueError(f"{where}: a benchmark record must be a JSON object, got {type(record).__name__}")
+    record_id = record.get("id")
+    if not isinstance(record_id, str) or not record_id.strip():
+        raise ValueError(f"{where}: id must be a non-empty string, got {record_id!r}")
+    unknown = sorted(set(record) - set(PAIR_FIELDS))
+    if unknown:
+        raise ValueError(f"{where}: record {record_id} has unknown fields {unknown}; known: {list(PAIR_FIELDS)}")
+    if "source" not in record:
+        raise ValueError(f"{where}: record {record_id} lacks a source clip")
+    check_clip_reference(record["source"], "source", record_id)
+    for name in ("target", "mask"):
+        if record.get(name) is not None:
+            check_clip_reference(record[name], name, record_id)
+    instruction = record.get("instruction")
+    if not isinstance(instruction, str) or not instruction.strip():
+        raise ValueError(f"{where}: record {record_id}: instruction must be a non-empty string, got {instruction!r}")
+    edit_type = record.get("edit_type")
+    if edit_type is not None and not isinstance(edit_type, str):
+        raise ValueError(f"{where}: record {record_id}: edit_type must be a string or null, got {edit_type!r}")
+    empty = {"scores": {}, "provenance": {}, "stages": {}}
+    return {name: record.get(name, empty.get(name)) for name in PAIR_FIELDS}
+
+
+def read_benchmark(path: str | Path) -> list[dict]:
+    """Every record of a benchmark manifest, validated."""
+    return [validate_benchmark_record(r, f"{path}:{n}") for n, r in enumerate(read_jsonl(path), 1)]
+
+
+def sample_name(record_id: str) -> str:
+    """A file name for a record id: the id itself when it is safe, else a cleaned id and a hash of it."""
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", record_id)
+    if safe == record_id and not safe.startswith("."):
+        return safe
+    return f"{safe.lstrip('.')}-{hashlib.sha1(record_id.encode()).hexdigest()[:8]}"
+
+
+def read_clip(reference: dict, geometry: Geometry, what: str) -> np.ndarray:
+    """A clip as the model sees it (as `training.cache` reads clips); a `_Drop` when it cannot be used."""
+    try:
+        clip = read_video(
+            reference["path"], fps=geometry.fps, start=reference["start"], end=reference["end"],
+            max_frames=geometry.frames,
+        )  # fmt: skip
+    except VideoError as error:
+        raise _Drop(f"{what} unreadable", str(error)) from error
+    if len(clip.frames) < geometry.frames:
+        detail = f"{reference['path']}: {len(clip.frames)} frames at {geometry.fps:g} fps, {geometry.frames} needed"
+        raise _Drop(f"{what} too short", detail)
+    return conform_clip(
+        clip.frames, num_frames=geometry.frames, height=geometry.height, width=geometry.width,
+        resize_mode=geometry.resize_mode,
+    )  # fmt: skip
+
+
+# Editors ------------------------------------------------------------------------------------------------------------
+
+Editor = Callable[[dict, str, np.ndarray], np.ndarray]  # (record, sample name, source frames) -> edited frames
+
+
+def _identity_editor(record: dict, name: str, source: np.ndarray) -> np.ndarray:
+    return source.copy()
+
+
+def _precomputed_editor(folder: Path, geometry: Geometry) -> Editor:
+    def edit(record: dict, name: str, source: np.ndarray) -> np.ndarray:
+        return read_clip({"path": str(folder / f"{name}.mp4"), "start": 0.0, "end": None}, geometry, "edit")
+
+    return edit
+
+
+class _PipelineEditor:
+    """Edits with a `VideoEditPipeline`, loaded on first use: a rerun over a finished folder never loads it."""
+
+    def __init__(self, config: EvalConfig, geometry: Geometry, pipe=None) -> None:
+        self.config = config
+        self.geometry = geometry
+        self.pipe = pipe
+        self.checked = False
+
+    def load(self):
+        if self.pipe is None:
+            from editor.loading import LoadOptions, load_pipeline
+
+            g = self.geometry
+            options = LoadOptions(
+                device=self.config.device, precision=self.config.precision, frames=g.frames, height=g.height,
+                width=g.width,
+            )  # fmt: skip
+            logger.info("loading %s", self.config.model)
+            self.pipe = load_pipeline(
+                self.config.model, base=self.config.base, transformer=self.config.transformer, options=options
+            )
+        if not self.checked:
+            g, pipe = self.geometry, self.pipe
+            if (g.frames - 1) % pipe.temporal_multiple:
+                raise ValueError(f"frames={g.frames} must be k * {pipe.temporal_multiple} + 1 for this model")
+            for name in ("height", "width"):
+                if getattr(g, name) % pipe.spatial_multiple:
+                    raise ValueError(f"{name}={getattr(g, name)} must be a multiple of {pipe.spatial_multiple}")
+            pipe.set_progress_bar_config(disable=True)
+            self.checked = True
+        return self.pipe
+
+    def __call__(self, record: dict, name: str, source: np.ndarray) -> np.ndarray:
+        import torch
+
+        c, g = self.config, self.geometry
+        generator = torch.Generator().manual_seed(stable_seed(c.seed, record["id"]))
+        result = self.load()(
+            video=source, prompt=record["instruction"], negative_prompt=c.negative_prompt, height=g.height,
+            width=g.width, num_frames=g.frames, fps=g.fps, resize_mode=g.resize_mode, num_inference_steps=c.steps,
+            guidance_scale=c.guidance, embedded_guidance_scale=c.embedded_guidance, generator=generator,
+        )  # fmt: skip
+        return result.frames[0]
+
+
+def model_identity(config: EvalConfig, defaults) -> dict:
+    """What made the edits, as the results and the resume check record it."""
+    if config.model == IDENTITY:
+        return {"kind": "identity", "name": IDENTITY_NAME}
+    if config.edits is not None:
+        edits = str(Path(config.edits).resolve())
+        return {"kind": "edits", "name": config.model or "precomputed edits", "edits": edits}
+    from editor.presets import PRESETS
+
+    preset = config.model in PRESETS
+    d = defaults
+    sampling = {
+        "steps": config.steps or d.num_inference_steps,
+        "guidance": config.guidance or d.guidance_scale,
+        "embedded_guidance": config.embedded_guidance or d.embedded_guidance_scale,
+        "negative_prompt": d.negative_prompt if config.negative_prompt is None else config.negative_prompt,
+        "seed": config.seed,
+    }
+    return {
+        "kind": "preset" if preset else "pipeline",
+        "name": config.model,
+        "path": None if preset else str(Path(config.model).expanduser().resolve()),
+        "base": config.base,
+        "transformer": config.transformer,
+        "precision": config.precision,
+        "sampling": sampling,
+    }
+
+
+def _load_extractor(config: EvalConfig):
+    if config.features_weights is None:
+        return None
+    from training.metrics import EfficientNetLite0Features
+
+    module_name, _, attribute = config.features_backbone.partition(":")
+    try:
+        factory = getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError, ValueError) as error:
+        message = f"features_backbone={config.features_backbone!r} is not an importable module:factory"
+        raise ValueError(message) from error
+    return EfficientNetLite0Features(factory(), config.features_weights, device=config.device or "cpu")
+
+
+# Running ------------------------------------------------------------------------------------------------------------
+
+
+def _check_run(output: Path, settings: dict) -> None:
+    """Record what the samples depend on; refuse to mix samples made with other settings into one folder."""
+    path = output / "run.json"
+    if path.is_file():
+        before = json.loads(path.read_text())
+        if before != settings:
+            changed = ", ".join(sorted(k for k in set(before) | set(settings) if before.get(k) != settings.get(k)))
+            raise ValueError(
+                f"{output} holds samples made with other settings ({changed} differ); "
+                f"choose another output folder or delete this one"
+            )
+    write_text(path, json.dumps(settings, indent=2) + "\n")
+
+
+def _evaluate_sample(
+    record: dict, name: str, editor: Editor, scorer: Scorer, geometry: Geometry, config: EvalConfig
+) -> dict:
+    output = Path(config.output)
+    source = read_clip(record["source"], geometry, "source")
+    target = None if record["target"] is None else read_clip(record["target"], geometry, "target")
+    mask = None
+    if record["mask"] is not None:
+        mask = read_clip(record["mask"], geometry, "mask")[..., 0] > MASK_THRESHOLD
+    started = time.perf_counter()
+    edited = editor(record, name, source)
+    edit_seconds = time.perf_counter() - started
+    if edited.shape != source.shape:
+        raise ValueError(f"the edit of {record['id']} is shaped {edited.shape}, its source {source.shape}")
+    edit_path = output / "edits" / f"{name}.mp4"
+    if config.edits is None or edit_path.resolve() != (Path(config.edits) / f"{name}.mp4").resolve():
+        write_video(edit_path, edited, geometry.fps, lossless=config.lossless_edits)
+    started = time.perf_counter()
+    scores = scorer.score(source, edited, record["instruction"], target, mask)
+    rows = [("source", source), ("edit", edited)] + ([("ground truth", target)] if target is not None else [])
+    write_strip(output / "strips" / f"{name}.png", rows, config.strip_frames)
+    return {
+        "id": record["id"],
+        "name": name,
+        "instruction": record["instruction"],
+        "edit_type": record["edit_type"],
+        "has_ground_truth": target is not None,
+        "has_mask": mask is not None,
+        "edit": f"edits/{name}.mp4",
+        "strip": f"strips/{name}.png",
+        **scores,
+        "seconds": {"edit": round(edit_seconds, 3), "score": round(time.perf_counter() - started, 3)},
+    }
+
+
+def _load_sample(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        logger.warning("re-scoring %s: unreadable (%s)", path, error)
+        return None
+
+
+def evaluate(config: EvalConfig, *, pipe=None, describer=None, extractor=None) -> dict:
+    """Edit and score every record of `config.benchmark`; returns what `results.json` holds.
+
+    `pipe`, `describer` and `extractor` replace the pipeline, judge and feature extractor the config names.
+    """
+    config = check_config(config)
+    records = read_benchmark(config.benchmark)[: config.limit]
+    defaults = _model_defaults(config)
+    geometry = resolve_geometry(config, defaults)
+    identity = model_identity(config, defaults)
+    if config.model == IDENTITY:
+        editor: Editor = _identity_editor
+    elif config.edits is not None:
+        editor = _precomputed_editor(Path(config.edits), geometry)
+    else:
+        editor = _PipelineEditor(config, geometry, pipe)
+
+    output = Path(config.output)
+    for folder in ("samples", "edits", "strips"):
+        (output / folder).mkdir(parents=True, exist_ok=True)
+    judge = None if config.judge is None else to_dict(config.judge)
+    features = None if config.features_weights is None else str(Path(config.features_weights).resolve())
+    scoring = {"judge": judge, "verify": config.verify, "clip": None if config.clip is None else str(config.clip),
+               "features_weights": features, "features_backbone": config.features_backbone}  # fmt: skip
+    _check_run(output, {"version": RESULTS_VERSION, "model": identity, "geometry": dataclasses.asdict(geometry),
+                        "scoring": scoring})  # fmt: skip
+
+    if describer is None and config.judge is not None:
+        describer = build_describer(config.judge)
+    scorer = Scorer(
+        describer=describer, extractor=extractor if extractor is not None else _load_extractor(config),
+        clip_model=config.clip, verify=config.verify,
+    )  # fmt: skip
+
+    samples: list[dict] = []
+    dropped: list[dict] = []
+    seen: set[str] = set()
+    resumed = 0
+    for number, record in enumerate(records, 1):
+        record_id = record["id"]
+        if record_id in seen:
+            dropped.append({"id": record_id, "reason": "duplicate id", "detail": "appears more than once"})
+            continue
+        seen.add(record_id)
+        name = sample_name(record_id)
+        path = output / "samples" / f"{name}.json"
+        sample = _load_sample(path) if path.is_file() else None
+        if sample is not None:
+            samples.append(sample)
+            resumed += 1
+            continue
+        if isinstance(editor, _PipelineEditor):
+            editor.load()  # here, so that loading is not timed as the first sample's edit
+        try:
+            sample = _evaluate_sample(record, name, editor, scorer, geometry, config)
+        except _Drop as drop:
+            logger.warning("dropping %s (%s): %s", record_id, drop.reason, drop)
+            dropped.append({"id": record_id, "reason": drop.reason, "detail": str(drop)})
+            continue
+        write_text(path, json.dumps(sample, indent=2, allow_nan=False) + "\n")
+        samples.append(sample)
+        verdict = (sample["verifier"] or {}).get("followed")
+        logger.info("[%d/%d] %s: verified %s, flickering %.4f", number, len(records), record_id, verdict,
+                    sample["metrics"]["temporal_flickering"])  # fmt: skip
+
+    for sample in samples:
+        sample["clean_success"] = clean_success(sample, config.clean_psnr_db)
+    results = {
+        "version": RESULTS_VERSION,
+        "benchmark": str(config.benchmark),
+        "model": identity,
+        "geometry": dataclasses.asdict(geometry),
+        "settings": to_dict(config),
+        "metrics": {m.key: {"label": m.label, "reference": m.reference, "proxy": m.proxy} for m in METRICS},
+        "proxies": [m.key for m in METRICS if m.proxy],
+        "unavailable": scorer.unavailable,
+        "psnr_cap_db": PSNR_CAP_DB,
+        "clean_psnr_db": config.clean_psnr_db,
+        "counts": {
+            "records": len(records),
+            "scored": len(samples),
+            "resumed": resumed,
+            "dropped": dict(Counter(d["reason"] for d in dropped)),
+            "judge_failures": sum(1 for s in samples if s.get("judge_error")),
+        },
+        "dropped": dropped,
+        "aggregates": aggregate(samples),
+        "samples": samples,
+    }
+    write_text(output / "results.json", json.dumps(results, indent=2, allow_nan=False) + "\n")
+    write_reports(results, output)
+    return results
+
+
+# Command line -------------------------------------------------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m training.evaluate", description=__doc__.split("\n")[0])
+    parser.add_argument("--config", type=Path, help="YAML config (EvalConfig fields; see configs/eval/)")
+    parser.add_argument("--benchmark", type=Path, help="benchmark manifest (JSONL of pair records)")
+    parser.add_argument("--model", help=f"pipeline folder, preset, or {IDENTITY!r} for the identity baseline")
+    parser.add_argument("--edits", type=Path, help="folder of precomputed <id>.mp4 edits to score")
+    parser.add_argument("--output", type=Path, help="folder for results.json, results.md, report.html")
+    parser.add_argument("--clip", type=Path, help="local CLIP folder for text alignment")
+    parser.add_argument("--judge", help=f"none or a judge backend kind ({', '.join(KINDS)})")
+    parser.add_argument("--debug", action="store_true", help="debug logs, and the traceback of a failure")
+    parser.add_argument("overrides", nargs="*", help="name=value settings, e.g. steps=20 judge.kind=world")
+    args = parser.parse_intermixed_args(argv)
+    level = logging.DEBUG if args.debug else logging.INFO
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    for noisy in ("bitsandbytes", "torchao", "httpx", "matplotlib", "PIL"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+    flags = {name: getattr(args, name) for name in ("benchmark", "model", "edits", "output", "clip", "judge")}
+    try:
+        config = load_config(EvalConfig, args.config, args.overrides)
+        config = dataclasses.replace(config, **{k: v for k, v in flags.items() if v is not None})
+        results = evaluate(config)
+    except (ValueError, FileNotFoundError) as error:
+        sys.stderr.write(f"error: {error}\n")
+        return 2
+    except Exception as error:  # one clear line rather than a traceback; the log has the details
+        if args.debug:
+            logger.exception("failed")
+        sys.stderr.write(f"error: {type(error).__name__}: {error}\n")
+        return 1
+    counts = results["counts"]
+    dropped = ", ".join(f"{n} {reason}" for reason, n in sorted(counts["dropped"].items())) or "none dropped"
+    accuracy = results["aggregates"]["overall"]["accuracy"]
+    rate = "n/a" if accuracy["rate"] is None else f"{accuracy['rate']:.1%}"
+    sys.stdout.write(
+        f"{results['model']['name']}: {counts['scored']} samples scored ({counts['resumed']} resumed, {dropped}); "
+        f"verified {rate} -> {Path(config.output) / 'report.html'}\n"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

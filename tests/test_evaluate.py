@@ -1,0 +1,292 @@
+"""Tests for training.evaluate: a benchmark of procedural-world edits, run through a tiny pipeline, the identity
+baseline and precomputed edits, scored and reported."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from safetensors.torch import save_file
+
+from editor.video import write_video
+from training.config import load_config
+from training.curation.backends.replies import parse_judge
+from training.curation.manifest import clip
+from training.evaluate import EvalConfig, evaluate, main, read_benchmark
+from training.evaluation.scoring import PSNR_CAP_DB
+from training.world import instruction_for, random_edit, random_scene, render_pair
+
+FRAMES, SIZE, FPS = 9, 64, 8.0
+KINDS = ("recolour", "remove", "background")  # a background edit's mask is the whole frame
+GEOMETRY = {"height": SIZE, "width": SIZE, "frames": FRAMES, "fps": FPS}
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _write(path: Path, frames: np.ndarray) -> dict:
+    write_video(path, frames, FPS, lossless=True)  # read back bit for bit, so scores of equal clips are exact
+    return clip(path, 0.0, FRAMES / FPS)
+
+
+def _record(record_id: str, source: dict, instruction: str, edit_type: str | None, target=None, mask=None) -> dict:
+    return {"id": record_id, "source": source, "target": target, "instruction": instruction, "edit_type": edit_type,
+            "mask": mask, "scores": {}, "provenance": {}, "stages": {}}  # fmt: skip
+
+
+def _manifest(path: Path, records: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    return path
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory) -> dict:
+    """One real world edit per kind in KINDS: clips on disk, records with ground truth and mask, target frames."""
+    root = tmp_path_factory.mktemp("world")
+    rng = np.random.default_rng(0)
+    records, targets = [], {}
+    for kind in KINDS:
+        scene = random_scene(rng, num_frames=FRAMES)
+        edit = random_edit(scene, rng, types=(kind,), num_frames=FRAMES)
+        instruction = instruction_for(edit, scene, rng, num_frames=FRAMES)
+        source, target, mask = render_pair(scene, edit, FRAMES, SIZE, SIZE)
+        mask_frames = np.repeat(mask[..., None].astype(np.uint8) * 255, 3, axis=-1)
+        record_id = f"world-{kind}"
+        files = {name: _write(root / f"{kind}_{name}.mp4", frames)
+                 for name, frames in (("source", source), ("target", target), ("mask", mask_frames))}  # fmt: skip
+        records.append(_record(record_id, files["source"], instruction, kind, files["target"], files["mask"]))
+        targets[record_id] = target
+    return {"root": root, "records": records, "targets": targets, "manifest": _manifest(root / "bench.jsonl", records)}
+
+
+def _config(benchmark: Path, output: Path, **values) -> EvalConfig:
+    return EvalConfig(benchmark=benchmark, output=output, **values)
+
+
+def _by_id(results: dict) -> dict[str, dict]:
+    return {s["id"]: s for s in results["samples"]}
+
+
+def test_tiny_pipeline_run_writes_every_output(world, tiny_pipeline_dir, tmp_path, capsys):
+    output = tmp_path / "run"
+    argv = ["--benchmark", str(world["manifest"]), "--model", str(tiny_pipeline_dir), "--output", str(output),
+            "--judge", "world", "steps=1", "guidance=1"]  # fmt: skip
+    assert main(argv) == 0
+    assert "3 samples scored" in capsys.readouterr().out
+
+    results = json.loads((output / "results.json").read_text())
+    keys = {"model", "geometry", "settings", "metrics", "proxies", "unavailable", "counts", "aggregates", "samples"}
+    assert keys <= set(results)
+    assert results["model"]["kind"] == "pipeline" and results["model"]["sampling"]["steps"] == 1
+    assert results["geometry"] == {**GEOMETRY, "resize_mode": "crop"}  # the pipeline's saved defaults
+    assert results["model"]["sampling"]["guidance"] == 1.0
+    assert set(results["proxies"]) == {"subject_consistency_proxy", "motion_smoothness_proxy"}
+    assert "subject_consistency_proxy" in results["unavailable"]
+    assert set(results["aggregates"]["by_edit_type"]) == set(KINDS)
+    assert results["aggregates"]["overall"]["count"] == 3
+    for sample in results["samples"]:
+        metrics = sample["metrics"]
+        assert {"temporal_flickering", "motion_smoothness_proxy", "psnr", "ssim", "judge_total"} <= set(metrics)
+        assert metrics["subject_consistency_proxy"] is None
+        assert "clip_text_alignment" not in metrics  # no --clip: left out, not null
+        assert 0 <= metrics["judge_total"] <= 9
+        assert isinstance(sample["verifier"]["followed"], bool)
+        assert (output / sample["edit"]).is_file() and (output / sample["strip"]).is_file()
+        assert (output / "samples" / f"{sample['name']}.json").is_file()
+    assert _by_id(results)["world-background"]["metrics"]["psnr_outside_mask"] is None  # nothing outside its mask
+
+    markdown = (output / "results.md").read_text()
+    page = (output / "report.html").read_text()
+    for text in (markdown, page):
+        assert "Motion smoothness (proxy)" in text and "Subject consistency (proxy)" in text
+        assert f"capped at {PSNR_CAP_DB:g} dB" in text
+    assert all(f"| {kind} |" in markdown for kind in (*KINDS, "all"))
+    images = re.findall(r'<img src="([^"]+)"', page)
+    assert {"plots/by_edit_type.png", "plots/distributions.png"} <= set(images)
+    assert sum(i.startswith("strips/") for i in images) == 3
+    assert all((output / image).is_file() for image in images)
+
+
+def test_identity_baseline_is_not_a_success(world, tmp_path):
+    # Ground truth == source: doing nothing reproduces the "ground truth" exactly, yet no edit happened.
+    records = [{**r, "target": r["source"]} for r in world["records"]]
+    benchmark = _manifest(tmp_path / "same.jsonl", records)
+    results = evaluate(_config(benchmark, tmp_path / "identity", model="source", **GEOMETRY))
+
+    assert results["model"] == {"kind": "identity", "name": "identity (source unchanged)"}
+    for sample in results["samples"]:
+        assert sample["metrics"]["psnr"] == PSNR_CAP_DB
+        assert sample["metrics"]["ssim"] == 1.0
+        assert sample["verifier"]["followed"] is False
+        assert sample["clean_success"] is False
+    overall = results["aggregates"]["overall"]
+    assert overall["accuracy"] == {"hits": 0, "of": 3, "rate": 0.0}
+    assert overall["clean_success"]["rate"] == 0.0
+    markdown = (tmp_path / "identity" / "results.md").read_text()
+    assert "identity (source unchanged)" in markdown and "0.0% (0/3)" in markdown
+
+
+def test_precomputed_edits_equal_to_ground_truth_succeed(world, tmp_path):
+    edits = tmp_path / "edits"
+    edits.mkdir()
+    for record_id, target in world["targets"].items():
+        write_video(edits / f"{record_id}.mp4", target, FPS, lossless=True)
+    results = evaluate(_config(world["manifest"], tmp_path / "out", edits=edits, model="oracle", **GEOMETRY))
+
+    assert results["model"]["kind"] == "edits" and results["model"]["name"] == "oracle"
+    for sample in results["samples"]:
+        assert sample["metrics"]["psnr"] == PSNR_CAP_DB
+        assert sample["verifier"]["followed"] is True, sample["verifier"]["reason"]
+        assert sample["clean_success"] is True
+    assert results["aggregates"]["overall"]["accuracy"]["rate"] == 1.0
+    assert all(s["accuracy"]["rate"] == 1.0 for s in results["aggregates"]["by_edit_type"].values())
+
+
+class _FlakyJudge:
+    """A judge whose first reply is prose without scores and whose later replies are fine."""
+
+    def __init__(self) -> None:
+        scores = '{"prompt_following": 2, "edit_quality": "3", "background_consistency": 1}'
+        self.replies = iter(["I think the edit looks nice overall!"] + [scores] * 10)
+
+    def judge(self, source, edited, instruction):
+        return parse_judge(next(self.replies), "fake-judge")
+
+
+def test_unusable_judge_reply_is_null_and_the_run_continues(world, tmp_path, monkeypatch):
+    import training.evaluate as evaluate_module
+
+    monkeypatch.setattr(evaluate_module, "build_describer", lambda config: _FlakyJudge())
+    config = _config(world["manifest"], tmp_path / "out", model="source", judge="chat", **GEOMETRY)
+    results = evaluate(config)
+
+    first, *rest = results["samples"]
+    assert first["metrics"]["judge_total"] is None and first["metrics"]["judge_prompt_following"] is None
+    assert "no JSON object" in first["judge_error"]
+    assert all(s["metrics"]["judge_total"] == 6 and s["judge_error"] is None for s in rest)
+    assert results["counts"]["judge_failures"] == 1 and results["counts"]["scored"] == 3
+    assert results["aggregates"]["overall"]["metrics"]["judge_total"] == {"mean": 6.0, "n": 2}
+    assert "judge failed" in (tmp_path / "out" / "report.html").read_text()
+
+
+class _CountingPipe:
+    def __init__(self, pipe) -> None:
+        self.pipe = pipe
+        self.calls = 0
+
+    def __getattr__(self, name):
+        return getattr(self.pipe, name)
+
+    def __call__(self, **kwargs):
+        self.calls += 1
+        return self.pipe(**kwargs)
+
+
+def test_resume_skips_scored_samples_and_refuses_other_settings(world, tiny_pipeline_dir, tmp_path):
+    from editor.pipeline import VideoEditPipeline
+
+    pipe = _CountingPipe(VideoEditPipeline.from_pretrained(tiny_pipeline_dir))
+    config = _config(world["manifest"], tmp_path / "out", model=str(tiny_pipeline_dir), limit=2, steps=1, guidance=1.0)
+    first = evaluate(config, pipe=pipe)
+    assert pipe.calls == 2 and first["counts"]["resumed"] == 0
+
+    second = evaluate(replace(config, limit=None), pipe=pipe)
+    assert pipe.calls == 3 and second["counts"]["resumed"] == 2 and second["counts"]["scored"] == 3
+    assert _by_id(second)["world-recolour"] == _by_id(first)["world-recolour"]
+
+    third = evaluate(replace(config, limit=None), pipe=pipe)
+    assert pipe.calls == 3 and third["counts"]["resumed"] == 3
+    with pytest.raises(ValueError, match="other settings"):
+        evaluate(replace(config, steps=2), pipe=pipe)
+
+
+def test_missing_clip_is_dropped_and_missing_ground_truth_is_allowed(world, tmp_path):
+    good = world["records"][0]
+    # Real-footage records: no ground truth, and an instruction the world's verifier cannot parse.
+    no_truth = {**world["records"][1], "id": "no-truth", "target": None, "mask": None,
+                "instruction": "turn the dog into a cat"}  # fmt: skip
+    missing = {**good, "id": "missing", "source": clip(tmp_path / "nowhere.mp4", 0.0, 1.0)}
+    benchmark = _manifest(tmp_path / "bench.jsonl", [good, missing, no_truth])
+    results = evaluate(_config(benchmark, tmp_path / "out", model="source", **GEOMETRY))
+
+    assert results["counts"]["dropped"] == {"source unreadable": 1}
+    assert results["dropped"][0]["id"] == "missing" and "nowhere.mp4" in results["dropped"][0]["detail"]
+    assert [s["id"] for s in results["samples"]] == [good["id"], "no-truth"]
+    no_gt = _by_id(results)["no-truth"]
+    assert "psnr" not in no_gt["metrics"] and no_gt["clean_success"] is None
+    assert no_gt["verifier"]["followed"] is None  # no verdict, rather than a failure
+    assert results["aggregates"]["overall"]["accuracy"]["of"] == 1
+    assert "source unreadable" in (tmp_path / "out" / "results.md").read_text()
+
+
+def test_subject_consistency_proxy_with_configured_weights(world, tmp_path):
+    # Any module:factory builds the backbone; an Identity network has no weights, so an empty file fits it.
+    weights = tmp_path / "identity.safetensors"
+    save_file({}, str(weights))
+    config = _config(world["manifest"], tmp_path / "out", model="source", features_weights=weights,
+                     features_backbone="torch.nn:Identity", verify=False, **GEOMETRY)  # fmt: skip
+    results = evaluate(config)
+    assert "subject_consistency_proxy" not in results["unavailable"]
+    assert all(0.0 <= s["metrics"]["subject_consistency_proxy"] <= 1.0 for s in results["samples"])
+    assert all(s["verifier"] is None for s in results["samples"])
+    assert results["aggregates"]["overall"]["accuracy"]["of"] == 0
+
+
+@pytest.mark.parametrize(
+    ("values", "name"),
+    [
+        ({"frames": 2}, "frames"),
+        ({"height": 0}, "height"),
+        ({"fps": -1.0}, "fps"),
+        ({"resize_mode": "stretch"}, "resize_mode"),
+        ({"judge": "oracle"}, "judge"),
+        ({"clean_psnr_db": 0}, "clean_psnr_db"),
+        ({"strip_frames": 0}, "strip_frames"),
+        ({"limit": 0}, "limit"),
+        ({"guidance": 0.5}, "guidance"),
+        ({"verify": "yes"}, "verify"),
+        ({"features_backbone": "torch.nn:Identity"}, "features_weights"),
+        ({"model": None}, "model"),
+    ],
+)
+def test_bad_config_values_raise_value_error_naming_them(world, tmp_path, values, name):
+    config = _config(world["manifest"], tmp_path / "out", model="source", **GEOMETRY)
+    with pytest.raises(ValueError, match=name):
+        evaluate(replace(config, **values))
+
+
+def test_identity_baseline_needs_a_geometry(world, tmp_path):
+    with pytest.raises(ValueError, match="height"):
+        evaluate(_config(world["manifest"], tmp_path / "out", model="source"))
+
+
+def test_benchmark_records_are_validated(world, tmp_path):
+    records = read_benchmark(world["manifest"])
+    assert [r["id"] for r in records] == [f"world-{kind}" for kind in KINDS]
+    minimal = {"id": "a", "source": world["records"][0]["source"], "instruction": "remove the ball"}
+    (tmp_path / "minimal.jsonl").write_text(json.dumps(minimal) + "\n")
+    assert read_benchmark(tmp_path / "minimal.jsonl")[0]["target"] is None
+    for bad, message in (({**minimal, "instruction": " "}, "instruction"), ({**minimal, "colour": 1}, "colour"),
+                         ({**minimal, "target": {"path": "x.mp4"}}, "target")):  # fmt: skip
+        (tmp_path / "bad.jsonl").write_text(json.dumps(bad) + "\n")
+        with pytest.raises(ValueError, match=message):
+            read_benchmark(tmp_path / "bad.jsonl")
+
+
+def test_cli_exit_codes_for_bad_input(world, tmp_path, capsys):
+    out = str(tmp_path / "out")
+    assert main(["--benchmark", str(tmp_path / "none.jsonl"), "--model", "source", "--output", out]) == 2
+    assert main(["--benchmark", str(world["manifest"]), "--model", "source", "--output", out, "frames=x"]) == 2
+    assert main(["--benchmark", str(world["manifest"]), "--model", "source", "--output", out, "colour=red"]) == 2
+    assert main(["--benchmark", str(world["manifest"]), "--model", str(tmp_path), "--output", out]) == 2
+    errors = capsys.readouterr().err
+    assert "benchmark not found" in errors and "frames='x'" in errors and "unknown config keys" in errors
+    assert "neither 'source', a preset" in errors
+
+
+def test_world_config_loads():
+    config = load_config(EvalConfig, REPO / "configs" / "eval" / "world.yaml")
+    assert config.model == "source" and config.judge is not None and config.judge.kind == "world"
+    assert (config.height, config.width, config.frames, config.fps) == (SIZE, SIZE, FRAMES, FPS)

@@ -144,6 +144,24 @@ def test_precomputed_edits_equal_to_ground_truth_succeed(world, tmp_path):
     assert all(s["accuracy"]["rate"] == 1.0 for s in results["aggregates"]["by_edit_type"].values())
 
 
+def test_baseline_run_is_shown_beside_this_one(world, tmp_path):
+    evaluate(_config(world["manifest"], tmp_path / "identity", model="source", verify=True, **GEOMETRY))
+    edits = tmp_path / "edits"
+    edits.mkdir()
+    for record_id, target in world["targets"].items():
+        write_video(edits / f"{record_id}.mp4", target, FPS, lossless=True)
+    config = _config(world["manifest"], tmp_path / "oracle", edits=edits, baseline=tmp_path / "identity", **GEOMETRY)
+    results = evaluate(config)
+
+    assert results["baseline"]["name"] == "identity (source unchanged)"
+    assert results["baseline"]["aggregates"]["overall"]["accuracy"]["rate"] == 0.0
+    for text in ((tmp_path / "oracle" / name).read_text() for name in ("results.md", "report.html")):
+        assert "Against the baseline: identity (source unchanged)" in text
+        assert "100.0% / 0.0%" in text  # verified: this run / the baseline, for all samples
+    with pytest.raises(ValueError, match="read its clips"):
+        evaluate(replace(config, output=tmp_path / "small", height=32, width=32))
+
+
 class _FlakyJudge:
     """A judge whose first reply is prose without scores and whose later replies are fine."""
 

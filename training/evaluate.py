@@ -29,11 +29,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
 import importlib
 import json
 import logging
-import re
 import sys
 import time
 from collections import Counter
@@ -44,12 +42,11 @@ from typing import Any
 
 import numpy as np
 
-from editor.video import VideoError, conform_clip, read_video, write_video
+from editor.video import write_video
 from training.config import load_config, to_dict
 from training.curation.backends import KINDS, BackendConfig, build_describer
-from training.curation.manifest import PAIR_FIELDS, read_jsonl
-from training.curation.manifest import _check_clip as check_clip_reference
 from training.curation.pipeline import stable_seed
+from training.evaluation.inputs import Drop, Geometry, read_benchmark, read_clip, read_mask, sample_name
 from training.evaluation.report import write_reports, write_strip, write_text
 from training.evaluation.scoring import METRICS, PSNR_CAP_DB, Scorer, aggregate, clean_success
 
@@ -58,7 +55,6 @@ logger = logging.getLogger(__name__)
 IDENTITY = "source"
 IDENTITY_NAME = "identity (source unchanged)"
 RESULTS_VERSION = 1
-MASK_THRESHOLD = 127  # mask videos are white where edited; compression leaves grey near the edges
 
 
 @dataclass
@@ -94,27 +90,9 @@ class EvalConfig:
     features_weights: Path | None = None  # EfficientNet-Lite0 weights (.safetensors) for subject consistency
     features_backbone: str | None = None  # "module:factory" building the network those weights fit
     # report
+    baseline: Path | None = None  # another run's output folder (e.g. the identity baseline's) to show beside this one
     strip_frames: int = 6  # frames per row of a sample's strip
     lossless_edits: bool = False  # exact pixels for rescoring, but browsers do not play lossless H.264
-
-
-@dataclass(frozen=True)
-class Geometry:
-    """How every clip is read: the model's frame rate, frame count and size."""
-
-    height: int
-    width: int
-    frames: int
-    fps: float
-    resize_mode: str
-
-
-class _Drop(Exception):
-    """A sample that cannot be evaluated; `reason` is what it is counted under."""
-
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(detail)
-        self.reason = reason
 
 
 # Configuration ------------------------------------------------------------------------------------------------------
@@ -214,67 +192,6 @@ def resolve_geometry(config: EvalConfig, defaults) -> Geometry:
     if values["frames"] < 3:
         raise ValueError(f"frames={values['frames']} must be at least 3: temporal metrics compare neighbouring frames")
     return Geometry(resize_mode=config.resize_mode, **values)
-
-
-# Benchmark records --------------------------------------------------------------------------------------------------
-
-
-def validate_benchmark_record(record: Any, where: str) -> dict:
-    """A pair record whose source and instruction are required and target, mask and the rest optional; returned
-    with every schema field present (missing optional ones as null or empty)."""
-    if not isinstance(record, dict):
-        raise ValueError(f"{where}: a benchmark record must be a JSON object, got {type(record).__name__}")
-    record_id = record.get("id")
-    if not isinstance(record_id, str) or not record_id.strip():
-        raise ValueError(f"{where}: id must be a non-empty string, got {record_id!r}")
-    unknown = sorted(set(record) - set(PAIR_FIELDS))
-    if unknown:
-        raise ValueError(f"{where}: record {record_id} has unknown fields {unknown}; known: {list(PAIR_FIELDS)}")
-    if "source" not in record:
-        raise ValueError(f"{where}: record {record_id} lacks a source clip")
-    check_clip_reference(record["source"], "source", record_id)
-    for name in ("target", "mask"):
-        if record.get(name) is not None:
-            check_clip_reference(record[name], name, record_id)
-    instruction = record.get("instruction")
-    if not isinstance(instruction, str) or not instruction.strip():
-        raise ValueError(f"{where}: record {record_id}: instruction must be a non-empty string, got {instruction!r}")
-    edit_type = record.get("edit_type")
-    if edit_type is not None and not isinstance(edit_type, str):
-        raise ValueError(f"{where}: record {record_id}: edit_type must be a string or null, got {edit_type!r}")
-    empty = {"scores": {}, "provenance": {}, "stages": {}}
-    return {name: record.get(name, empty.get(name)) for name in PAIR_FIELDS}
-
-
-def read_benchmark(path: str | Path) -> list[dict]:
-    """Every record of a benchmark manifest, validated."""
-    return [validate_benchmark_record(r, f"{path}:{n}") for n, r in enumerate(read_jsonl(path), 1)]
-
-
-def sample_name(record_id: str) -> str:
-    """A file name for a record id: the id itself when it is safe, else a cleaned id and a hash of it."""
-    safe = re.sub(r"[^A-Za-z0-9._-]", "_", record_id)
-    if safe == record_id and not safe.startswith("."):
-        return safe
-    return f"{safe.lstrip('.')}-{hashlib.sha1(record_id.encode()).hexdigest()[:8]}"
-
-
-def read_clip(reference: dict, geometry: Geometry, what: str) -> np.ndarray:
-    """A clip as the model sees it (as `training.cache` reads clips); a `_Drop` when it cannot be used."""
-    try:
-        clip = read_video(
-            reference["path"], fps=geometry.fps, start=reference["start"], end=reference["end"],
-            max_frames=geometry.frames,
-        )  # fmt: skip
-    except VideoError as error:
-        raise _Drop(f"{what} unreadable", str(error)) from error
-    if len(clip.frames) < geometry.frames:
-        detail = f"{reference['path']}: {len(clip.frames)} frames at {geometry.fps:g} fps, {geometry.frames} needed"
-        raise _Drop(f"{what} too short", detail)
-    return conform_clip(
-        clip.frames, num_frames=geometry.frames, height=geometry.height, width=geometry.width,
-        resize_mode=geometry.resize_mode,
-    )  # fmt: skip
 
 
 # Editors ------------------------------------------------------------------------------------------------------------
@@ -385,6 +302,20 @@ def _load_extractor(config: EvalConfig):
 # Running ------------------------------------------------------------------------------------------------------------
 
 
+def load_baseline(path: Path, geometry: Geometry) -> dict:
+    """The name and aggregates of another run, to compare against; its clips must have been read the same way."""
+    file = Path(path) / "results.json" if Path(path).is_dir() else Path(path)
+    if not file.is_file():
+        raise FileNotFoundError(f"baseline={path}: no results.json there (run python -m training.evaluate first)")
+    data = json.loads(file.read_text())
+    if data.get("version") != RESULTS_VERSION:
+        raise ValueError(f"baseline={path} has results version {data.get('version')!r}, expected {RESULTS_VERSION}")
+    if data["geometry"] != dataclasses.asdict(geometry):
+        raise ValueError(f"baseline={path} read its clips as {data['geometry']}, this run as {geometry}")
+    aggregates = {key: data["aggregates"][key] for key in ("overall", "by_edit_type")}
+    return {"name": data["model"]["name"], "path": str(file), "benchmark": data["benchmark"], "aggregates": aggregates}
+
+
 def _check_run(output: Path, settings: dict) -> None:
     """Record what the samples depend on; refuse to mix samples made with other settings into one folder."""
     path = output / "run.json"
@@ -407,7 +338,7 @@ def _evaluate_sample(
     target = None if record["target"] is None else read_clip(record["target"], geometry, "target")
     mask = None
     if record["mask"] is not None:
-        mask = read_clip(record["mask"], geometry, "mask")[..., 0] > MASK_THRESHOLD
+        mask = read_mask(record["mask"], geometry)
     started = time.perf_counter()
     edited = editor(record, name, source)
     edit_seconds = time.perf_counter() - started
@@ -452,6 +383,7 @@ def evaluate(config: EvalConfig, *, pipe=None, describer=None, extractor=None) -
     defaults = _model_defaults(config)
     geometry = resolve_geometry(config, defaults)
     identity = model_identity(config, defaults)
+    baseline = None if config.baseline is None else load_baseline(config.baseline, geometry)
     if config.model == IDENTITY:
         editor: Editor = _identity_editor
     elif config.edits is not None:
@@ -497,7 +429,7 @@ def evaluate(config: EvalConfig, *, pipe=None, describer=None, extractor=None) -
             editor.load()  # here, so that loading is not timed as the first sample's edit
         try:
             sample = _evaluate_sample(record, name, editor, scorer, geometry, config)
-        except _Drop as drop:
+        except Drop as drop:
             logger.warning("dropping %s (%s): %s", record_id, drop.reason, drop)
             dropped.append({"id": record_id, "reason": drop.reason, "detail": str(drop)})
             continue
@@ -529,6 +461,7 @@ def evaluate(config: EvalConfig, *, pipe=None, describer=None, extractor=None) -
         },
         "dropped": dropped,
         "aggregates": aggregate(samples),
+        "baseline": baseline,
         "samples": samples,
     }
     write_text(output / "results.json", json.dumps(results, indent=2, allow_nan=False) + "\n")
@@ -548,6 +481,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, help="folder for results.json, results.md, report.html")
     parser.add_argument("--clip", type=Path, help="local CLIP folder for text alignment")
     parser.add_argument("--judge", help=f"none or a judge backend kind ({', '.join(KINDS)})")
+    parser.add_argument("--baseline", type=Path, help="output folder of another run to compare against")
     parser.add_argument("--debug", action="store_true", help="debug logs, and the traceback of a failure")
     parser.add_argument("overrides", nargs="*", help="name=value settings, e.g. steps=20 judge.kind=world")
     args = parser.parse_intermixed_args(argv)
@@ -555,7 +489,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     for noisy in ("bitsandbytes", "torchao", "httpx", "matplotlib", "PIL"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
-    flags = {name: getattr(args, name) for name in ("benchmark", "model", "edits", "output", "clip", "judge")}
+    flags = {
+        name: getattr(args, name) for name in ("benchmark", "model", "edits", "output", "clip", "judge", "baseline")
+    }
     try:
         config = load_config(EvalConfig, args.config, args.overrides)
         config = dataclasses.replace(config, **{k: v for k, v in flags.items() if v is not None})

@@ -36,6 +36,8 @@ TABLE_METRICS = (
     "motion_smoothness_proxy",
     "clip_text_alignment",
 )
+RATES = {"accuracy": "Verified", "clean_success": "Clean success"}
+HEADLINE = ("accuracy", "clean_success", "judge_total", "psnr_outside_mask", "psnr", "temporal_flickering")
 SAMPLE_METRICS = (*TABLE_METRICS, "judge_prompt_following", "judge_edit_quality", "judge_background_consistency")
 
 
@@ -120,6 +122,30 @@ def summary_rows(results: dict) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
+def _headline(summary: dict, key: str) -> str:
+    if key in RATES:
+        rate = summary[key]["rate"]
+        return "–" if rate is None else f"{rate:.1%}"
+    return _number(key, summary["metrics"].get(key, {}).get("mean"))
+
+
+def comparison_rows(results: dict) -> tuple[list[str], list[list[str]]] | None:
+    """Headline numbers of this run beside the baseline's, "this / baseline", per edit type and for all samples."""
+    baseline = results.get("baseline")
+    if baseline is None:
+        return None
+    present = set(_columns(results)) | {key for key in RATES if _has_rate(results, key)}
+    keys = [key for key in HEADLINE if key in present]
+    header = ["edit type"] + [f"{RATES.get(key) or METRIC_INFO[key].label}: this / baseline" for key in keys]
+    theirs = {**baseline["aggregates"]["by_edit_type"], "all": baseline["aggregates"]["overall"]}
+    groups = [*results["aggregates"]["by_edit_type"].items(), ("all", results["aggregates"]["overall"])]
+    rows = []
+    for name, summary in groups:
+        other = theirs.get(name)
+        rows.append([name] + [f"{_headline(summary, k)} / {_headline(other, k) if other else '–'}" for k in keys])
+    return header, rows
+
+
 def legend(results: dict) -> list[str]:
     """One line per note a reader needs: what each number is, what is a proxy, what could not be computed."""
     notes = []
@@ -128,6 +154,12 @@ def legend(results: dict) -> list[str]:
             "Model: the identity baseline returns every source unchanged. Its scores are what doing nothing earns; "
             "a model is only better where it beats them."
         )
+    baseline = results.get("baseline")
+    if baseline is not None:
+        other = (
+            "" if baseline["benchmark"] == results["benchmark"] else f" on another benchmark ({baseline['benchmark']})"
+        )
+        notes.append(f"Baseline: {baseline['name']}, from {baseline['path']}{other}.")
     present = results["aggregates"]["overall"]["metrics"]
     for key, info in results["metrics"].items():
         if present.get(key, {}).get("n"):
@@ -175,6 +207,11 @@ def render_markdown(results: dict) -> str:
     lines = [f"# Evaluation: {results['model']['name']}", "", _model_line(results), "", _counts_line(results), ""]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
+    comparison = comparison_rows(results)
+    if comparison is not None:
+        lines += ["", f"## Against the baseline: {results['baseline']['name']}", ""]
+        lines += ["| " + " | ".join(comparison[0]) + " |", "|" + "---|" * len(comparison[0])]
+        lines += ["| " + " | ".join(row) + " |" for row in comparison[1]]
     lines += ["", "## Legend", ""] + [f"- {note}" for note in legend(results)]
     if results["dropped"]:
         lines += ["", "## Dropped", "", "| id | reason | detail |", "|---|---|---|"]
@@ -192,26 +229,45 @@ def _figure(panels: int):
     return figure, figure.subplots(1, panels, squeeze=False)[0]
 
 
+def _group_values(groups: dict, names: list[str], key: str) -> list[float | None]:
+    if key == "accuracy":
+        return [None if n not in groups else _percent(groups[n]["accuracy"]["rate"]) for n in names]
+    return [groups[n]["metrics"].get(key, {}).get("mean") if n in groups else None for n in names]
+
+
+def _percent(rate: float | None) -> float | None:
+    return None if rate is None else 100 * rate
+
+
 def plot_by_edit_type(results: dict, path: Path) -> Path | None:
-    """Bars per edit type: verified rate, mean judge total, mean PSNR; panels without data are left out."""
-    groups = results["aggregates"]["by_edit_type"]
-    names = list(groups)
+    """Bars per edit type: verified rate, mean judge total, mean PSNR, the baseline's beside them in grey; panels
+    without data are left out."""
+    names = list(results["aggregates"]["by_edit_type"])
+    baseline = results.get("baseline")
     panels = []
-    if _has_rate(results, "accuracy"):
-        panels.append(("Verified (%)", [100 * (groups[n]["accuracy"]["rate"] or 0) for n in names], (0, 100)))
-    for key, limits in (("judge_total", (0, 9)), ("psnr", None)):
-        means = [groups[n]["metrics"].get(key, {}).get("mean") for n in names]
-        if any(m is not None for m in means):
-            panels.append((METRIC_INFO[key].label, [m or 0.0 for m in means], limits))
+    for key, title, limits in (
+        ("accuracy", "Verified (%)", (0, 100)),
+        ("judge_total", None, (0, 9)),
+        ("psnr", None, None),
+    ):
+        ours = _group_values(results["aggregates"]["by_edit_type"], names, key)
+        if any(v is not None for v in ours):
+            theirs = None if baseline is None else _group_values(baseline["aggregates"]["by_edit_type"], names, key)
+            panels.append((title or METRIC_INFO[key].label, ours, theirs, limits))
     if not panels:
         return None
     figure, axes = _figure(len(panels))
-    for ax, (title, values, limits) in zip(axes, panels, strict=True):
-        ax.bar(names, values, color="#4c72b0")
+    positions = np.arange(len(names))
+    width = 0.8 if baseline is None else 0.4
+    for ax, (title, ours, theirs, limits) in zip(axes, panels, strict=True):
+        ax.bar(positions, [v or 0.0 for v in ours], width, color="#4c72b0", label="this run")
+        if theirs is not None:
+            ax.bar(positions + width, [v or 0.0 for v in theirs], width, color="#aaaaaa", label=baseline["name"])
+            ax.legend(fontsize=8)
+        ax.set_xticks(positions + (0 if theirs is None else width / 2), names, rotation=30)
         ax.set_title(title)
         if limits:
             ax.set_ylim(*limits)
-        ax.tick_params(axis="x", labelrotation=30)
     figure.savefig(path, dpi=100)
     return path
 
@@ -302,6 +358,11 @@ def render_html(results: dict, output: Path, plots: list[str]) -> str:
         f"<body><h1>{_e(title)}</h1><p>{_e(_model_line(results))}</p><p>{_e(_counts_line(results))}</p>",
         "<h2>Per edit type</h2>",
         _table(header, rows),
+    ]
+    comparison = comparison_rows(results)
+    if comparison is not None:
+        parts += [f"<h2>Against the baseline: {_e(results['baseline']['name'])}</h2>", _table(*comparison)]
+    parts += [
         "<h2>Legend</h2><ul>" + "".join(f"<li>{_e(note)}</li>" for note in legend(results)) + "</ul>",
     ]
     if plots:

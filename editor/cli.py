@@ -61,6 +61,17 @@ def build_parser() -> argparse.ArgumentParser:
     edit.add_argument("--side-by-side", type=Path, help="also write source | edit side by side to this .mp4")
     edit.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
 
+    assemble = commands.add_parser(
+        "assemble", help="write a preset's parts as one pipeline folder (to cache latents and train from)"
+    )
+    assemble.add_argument("-o", "--output", type=Path, required=True, help="pipeline folder to write")
+    assemble.add_argument("--model", default="icve", help="the preset whose parts and defaults to use")
+    assemble.add_argument("--base", help="HunyuanVideo base folder (diffusers layout) or hub id")
+    assemble.add_argument(
+        "--transformer", help="transformer folder or checkpoint; the base's own text-to-video one for pretraining"
+    )
+    assemble.add_argument("--precision", choices=sorted(PRECISIONS), help="bf16 on CUDA and fp32 on CPU by default")
+
     convert = commands.add_parser("convert", help="convert an original-format HunyuanVideo/ICVE transformer")
     convert.add_argument("weights", type=Path, help="original-format .safetensors state dict")
     convert.add_argument("-o", "--output", type=Path, required=True, help="diffusers model folder to write")
@@ -91,6 +102,18 @@ def run_convert(args: argparse.Namespace) -> None:
         convert_checkpoint(args.weights, config, args.output)
     except (OSError, ValueError) as error:
         raise CliError(str(error), EXIT_BAD_INPUT) from error
+    logger.info("wrote %s", args.output)
+
+
+def run_assemble(args: argparse.Namespace) -> None:
+    from .loading import LoadOptions, load_pipeline
+
+    try:
+        options = LoadOptions(device="cpu", precision=args.precision, memory_plan="none")
+        pipe = load_pipeline(args.model, base=args.base, transformer=args.transformer, options=options)
+    except (OSError, ValueError) as error:
+        raise CliError(f"could not load the model {args.model}: {error}", EXIT_MODEL) from error
+    pipe.save_pretrained(args.output, safe_serialization=True)
     logger.info("wrote %s", args.output)
 
 
@@ -165,7 +188,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for noisy in ("bitsandbytes", "torchao"):
         logging.getLogger(noisy).setLevel(logging.DEBUG if args.debug else logging.ERROR)
     try:
-        run_convert(args) if args.command == "convert" else run_edit(args)
+        {"convert": run_convert, "assemble": run_assemble, "edit": run_edit}[args.command](args)
     except CliError as error:
         if args.debug:
             logger.exception("failed")

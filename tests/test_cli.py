@@ -134,3 +134,17 @@ def test_convert_command_writes_a_loadable_diffusers_folder(golden_dir, tmp_path
     assert model.config.num_layers == 2 and model.config.attention_head_dim == 16
     assert main(["convert", str(tmp_path / "missing.safetensors"), "-o", str(tmp_path / "x")]) == EXIT_BAD_INPUT
     assert not (tmp_path / "x").exists()
+
+
+def test_assemble_writes_a_pipeline_folder_from_a_hunyuan_base(icve_sources, tmp_path):
+    """Pretraining starts from HunyuanVideo's own text-to-video transformer, assembled with its VAE and encoders."""
+    from editor.pipeline import VideoEditPipeline
+    from editor.transformer import ICVETransformer3DModel
+
+    base, _ = icve_sources
+    output = tmp_path / "hunyuan-icve"
+    assert main(["assemble", "--base", str(base), "--transformer", str(base / "transformer"), "-o", str(output)]) == 0
+    pipe = VideoEditPipeline.from_pretrained(output)
+    assert isinstance(pipe.transformer, ICVETransformer3DModel)
+    assert pipe.text_encoder.config.template == "{}"
+    assert main(["assemble", "--base", str(tmp_path / "nowhere"), "-o", str(tmp_path / "x")]) == 3

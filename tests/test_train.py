@@ -119,10 +119,17 @@ def test_short_run_learns(tmp_path, cache_dir, model_dir):
     assert checkpoint_dirs(tmp_path / "run") == []  # checkpoint_every=100 is never reached
 
 
-def test_demo_config_loads_and_scratch_needs_a_transformer():
-    config = load_config(TrainConfig, Path(__file__).parents[1] / "configs" / "train" / "demo.yaml")
+@pytest.mark.parametrize("name", ["stage1", "stage2"])
+def test_stage_configs_load(name):
+    config = load_config(TrainConfig, Path(__file__).parents[1] / "configs" / "train" / f"{name}.yaml")
+    config.validation.manifest = None  # the data sets are not here
     check_config(config)
     assert config.mixed_precision == "bf16" and config.init != "scratch"
+    if name == "stage2":
+        assert config.init == "runs/stage1/pipeline"  # stage 2 continues from stage 1's result
+
+
+def test_bad_values_are_named():
     with pytest.raises(ValueError, match="transformer"):
         check_config(TrainConfig(cache=Path("c"), init="scratch"))
     with pytest.raises(ValueError, match=r"instruction_dropout=1\.5"):

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from safetensors.torch import save_file
+from test_metrics import tiny_clip_dir  # noqa: F401  (a tiny CLIP folder, shared with the metric tests)
 
 from editor.video import write_video
 from training.config import load_config
@@ -250,6 +251,15 @@ def test_subject_consistency_proxy_with_configured_weights(world, tmp_path):
     assert all(0.0 <= s["metrics"]["subject_consistency_proxy"] <= 1.0 for s in results["samples"])
     assert all(s["verifier"] is None for s in results["samples"])
     assert results["aggregates"]["overall"]["accuracy"]["of"] == 0
+
+
+def test_clip_text_alignment_with_a_local_clip_folder(world, tmp_path, request):
+    clip_folder = request.getfixturevalue("tiny_clip_dir")
+    config = _config(world["manifest"], tmp_path / "out", model="source", clip=clip_folder, verify=False, **GEOMETRY)
+    results = evaluate(config)
+    assert "clip_text_alignment" not in results["unavailable"]
+    assert all(-1.0 <= s["metrics"]["clip_text_alignment"] <= 1.0 for s in results["samples"])
+    assert "CLIP text alignment" in (tmp_path / "out" / "results.md").read_text()
 
 
 @pytest.mark.parametrize(

@@ -304,7 +304,7 @@ table { border-collapse: collapse; margin: 12px 0; font-size: 14px; }
 th, td { border: 1px solid #ccc; padding: 4px 8px; text-align: right; }
 td { white-space: nowrap; }
 th:first-child, td:first-child { text-align: left; }
-tr:last-child td { font-weight: bold; }
+table.summary tr:last-child td { font-weight: bold; }
 .sample { border: 1px solid #ddd; border-radius: 6px; padding: 10px; margin: 14px 0; }
 .sample img { max-width: 100%; image-rendering: pixelated; }
 .sample table { font-size: 13px; }
@@ -317,10 +317,10 @@ def _e(value: object) -> str:
     return html.escape(str(value))
 
 
-def _table(header: list[str], rows: list[list[str]]) -> str:
+def _table(header: list[str], rows: list[list[str]], css: str = "") -> str:
     head = "".join(f"<th>{_e(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
+    return f'<table class="{css}"><tr>{head}</tr>{body}</table>'
 
 
 def _verdict_html(sample: dict) -> str:
@@ -357,11 +357,11 @@ def render_html(results: dict, output: Path, plots: list[str]) -> str:
         f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{_e(title)}</title><style>{_CSS}</style></head>",
         f"<body><h1>{_e(title)}</h1><p>{_e(_model_line(results))}</p><p>{_e(_counts_line(results))}</p>",
         "<h2>Per edit type</h2>",
-        _table(header, rows),
+        _table(header, rows, "summary"),
     ]
     comparison = comparison_rows(results)
     if comparison is not None:
-        parts += [f"<h2>Against the baseline: {_e(results['baseline']['name'])}</h2>", _table(*comparison)]
+        parts += [f"<h2>Against the baseline: {_e(results['baseline']['name'])}</h2>", _table(*comparison, "summary")]
     parts += [
         "<h2>Legend</h2><ul>" + "".join(f"<li>{_e(note)}</li>" for note in legend(results)) + "</ul>",
     ]

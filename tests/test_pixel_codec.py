@@ -1,0 +1,55 @@
+"""The demo model's pixel-packing codec: exact round trips, the token count of an 8x/4x autoencoder, save/load."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from editor.pixel_codec import PixelPackCodec
+
+
+@pytest.mark.parametrize(("frames", "height", "width"), [(9, 64, 64), (1, 16, 32), (13, 48, 80)])
+def test_round_trip_is_exact(frames, height, width):
+    codec = PixelPackCodec(scaling_factor=2.0)
+    video = torch.rand(2, 3, frames, height, width) * 2 - 1
+    latents = codec.encode(video).latent_dist.mode()
+    assert latents.shape == (2, 3 * 4 * 8 * 8, 1 + (frames - 1) // 4, height // 8, width // 8)
+    assert torch.equal(codec.decode(latents).sample, video)
+    shifted = PixelPackCodec(shift_factor=0.1)
+    torch.testing.assert_close(shifted.decode(shifted.encode(video).latent_dist.mode()).sample, video)
+
+
+def test_a_latent_pixel_holds_one_patch_of_frames():
+    codec = PixelPackCodec(spatial_compression_ratio=2, temporal_compression_ratio=2)
+    video = torch.zeros(1, 3, 5, 4, 4)
+    video[0, 1, 3, 2, 3] = 1.0  # green, frame 3, row 2, column 3
+    latents = codec.encode(video).latent_dist.mode()
+    assert latents.shape == (1, 24, 3, 2, 2)
+    nonzero = latents.nonzero().tolist()
+    # Frame 3 is the second frame of latent frame 2 (frames 1-2 fill frame 1, 3-4 frame 2): patch row 1, column 1.
+    assert len(nonzero) == 1 and nonzero[0][2:] == [2, 1, 1]
+
+
+def test_first_frame_copies_are_averaged_on_decode():
+    codec = PixelPackCodec()
+    latents = codec.encode(torch.zeros(1, 3, 5, 8, 8)).latent_dist.mode()
+    latents[:, :, 0] = torch.rand_like(latents[:, :, 0])
+    out = codec.decode(latents).sample
+    expected = latents[:, :, 0].reshape(1, 3, 4, 8, 8, 1, 1, 1).mean(dim=2)
+    torch.testing.assert_close(out[0, :, 0], expected.reshape(3, 8, 8))
+
+
+def test_bad_shapes_are_named():
+    codec = PixelPackCodec()
+    with pytest.raises(ValueError, match=r"k\*4\+1"):
+        codec.encode(torch.zeros(1, 3, 8, 64, 64))
+    with pytest.raises(ValueError, match="768 channels"):
+        codec.decode(torch.zeros(1, 16, 3, 8, 8))
+    with pytest.raises(ValueError, match="scaling_factor"):
+        PixelPackCodec(scaling_factor=0.0)
+
+
+def test_save_and_load(tmp_path):
+    PixelPackCodec(scaling_factor=1.7).save_pretrained(tmp_path / "vae")
+    loaded = PixelPackCodec.from_pretrained(tmp_path / "vae")
+    assert loaded.config.scaling_factor == 1.7 and loaded.dtype == torch.float32

@@ -38,7 +38,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -49,6 +49,12 @@ from training.curation.pipeline import stable_seed
 from training.evaluation.inputs import Drop, Geometry, read_benchmark, read_clip, read_mask, sample_name
 from training.evaluation.report import write_reports, write_strip, write_text
 from training.evaluation.scoring import METRICS, PSNR_CAP_DB, Scorer, aggregate, clean_success
+
+if TYPE_CHECKING:  # the pipeline's imports take seconds: only a run that generates pays for them
+    from editor.pipeline import VideoEditPipeline
+    from editor.presets import EditDefaults
+    from training.curation.backends import Describer
+    from training.metrics import EfficientNetLite0Features
 
 logger = logging.getLogger(__name__)
 
@@ -158,7 +164,7 @@ def check_config(config: EvalConfig) -> EvalConfig:
     return dataclasses.replace(config, judge=_judge_config(config.judge))
 
 
-def _model_defaults(config: EvalConfig):
+def _model_defaults(config: EvalConfig) -> EditDefaults | None:
     """The model's saved `EditDefaults`, read without loading any weight; None for the baseline and plain labels."""
     from editor.presets import ICVE, PRESETS, EditDefaults
 
@@ -177,7 +183,7 @@ def _model_defaults(config: EvalConfig):
     return EditDefaults.from_dict(saved) if saved else ICVE.defaults
 
 
-def resolve_geometry(config: EvalConfig, defaults) -> Geometry:
+def resolve_geometry(config: EvalConfig, defaults: EditDefaults | None) -> Geometry:
     values = {}
     for name, default_name in (("height", "height"), ("width", "width"), ("frames", "num_frames"), ("fps", "fps")):
         value = getattr(config, name)
@@ -213,13 +219,13 @@ def _precomputed_editor(folder: Path, geometry: Geometry) -> Editor:
 class _PipelineEditor:
     """Edits with a `VideoEditPipeline`, loaded on first use: a rerun over a finished folder never loads it."""
 
-    def __init__(self, config: EvalConfig, geometry: Geometry, pipe=None) -> None:
+    def __init__(self, config: EvalConfig, geometry: Geometry, pipe: VideoEditPipeline | None = None) -> None:
         self.config = config
         self.geometry = geometry
         self.pipe = pipe
         self.checked = False
 
-    def load(self):
+    def load(self) -> VideoEditPipeline:
         if self.pipe is None:
             from editor.loading import LoadOptions, load_pipeline
 
@@ -256,7 +262,7 @@ class _PipelineEditor:
         return result.frames[0]
 
 
-def model_identity(config: EvalConfig, defaults) -> dict:
+def model_identity(config: EvalConfig, defaults: EditDefaults | None) -> dict:
     """What made the edits, as the results and the resume check record it."""
     if config.model == IDENTITY:
         return {"kind": "identity", "name": IDENTITY_NAME}
@@ -285,7 +291,7 @@ def model_identity(config: EvalConfig, defaults) -> dict:
     }
 
 
-def _load_extractor(config: EvalConfig):
+def _load_extractor(config: EvalConfig) -> EfficientNetLite0Features | None:
     if config.features_weights is None:
         return None
     from training.metrics import EfficientNetLite0Features
@@ -373,7 +379,13 @@ def _load_sample(path: Path) -> dict | None:
         return None
 
 
-def evaluate(config: EvalConfig, *, pipe=None, describer=None, extractor=None) -> dict:
+def evaluate(
+    config: EvalConfig,
+    *,
+    pipe: VideoEditPipeline | None = None,
+    describer: Describer | None = None,
+    extractor: EfficientNetLite0Features | None = None,
+) -> dict:
     """Edit and score every record of `config.benchmark`; returns what `results.json` holds.
 
     `pipe`, `describer` and `extractor` replace the pipeline, judge and feature extractor the config names.
@@ -499,7 +511,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as error:
         sys.stderr.write(f"error: {error}\n")
         return 2
-    except Exception as error:  # one clear line rather than a traceback; the log has the details
+    except Exception as error:  # one clear line rather than a traceback, which --debug adds
         if args.debug:
             logger.exception("failed")
         sys.stderr.write(f"error: {type(error).__name__}: {error}\n")

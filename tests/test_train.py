@@ -44,6 +44,20 @@ def test_noisy_endpoints_and_velocity():
     assert flow_matching.loss(velocity, velocity).item() == 0.0
 
 
+def test_change_weights_stress_edited_positions():
+    source = torch.zeros(1, 4, 2, 3, 3)
+    target = source.clone()
+    target[0, 2, 1, 0, 0] = 0.5  # one position of one latent frame changes, in one channel
+    weights = flow_matching.change_weights(source, target, weight=10.0)
+    assert weights.shape == (1, 1, 2, 3, 3)
+    assert weights[0, 0, 1, 0, 0] == 10.0 and weights.sum() == 10.0 + 17
+    pred, velocity = torch.zeros(1, 4, 2, 3, 3), torch.zeros(1, 4, 2, 3, 3)
+    velocity[0, :, 1, 0, 0] = 1.0  # all the error sits at the changed position
+    plain = flow_matching.loss(pred, velocity)
+    weighted = flow_matching.loss(pred, velocity, weights)
+    assert plain.item() == pytest.approx(4 / 72) and weighted.item() == pytest.approx(10 * 4 / (27 * 4))
+
+
 def test_shift_and_logit_normal():
     for shift in (1.0, 3.0, 7.0):
         value = flow_matching.shift_sigmas(torch.tensor(0.5), shift)
@@ -163,9 +177,9 @@ def test_non_finite_loss_names_the_step(tmp_path, cache_dir, model_dir, monkeypa
     calls = []
     original = flow_matching.loss
 
-    def breaks_on_third(pred, target):
+    def breaks_on_third(pred, target, weights=None):
         calls.append(1)
-        value = original(pred, target)
+        value = original(pred, target, weights)
         return value * float("nan") if len(calls) == 3 else value
 
     monkeypatch.setattr(flow_matching, "loss", breaks_on_third)

@@ -53,6 +53,20 @@ def velocity_target(x0: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
     return noise - x0
 
 
-def loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Mean squared error over the target's latents (the model predicts only the target; the source is context)."""
-    return torch.nn.functional.mse_loss(pred.float(), target.float())
+def change_weights(source: torch.Tensor, target: torch.Tensor, weight: float, threshold: float = 1e-3) -> torch.Tensor:
+    """Per-position loss weights `[B, 1, F, H, W]`: `weight` where the target differs from the source, 1 elsewhere.
+
+    A local edit changes a few percent of a clip; under a plain mean its gradient is drowned by the copied rest.
+    """
+    changed = (target - source).abs().amax(dim=1, keepdim=True) > threshold  # B, 1, F, H, W
+    return 1.0 + (weight - 1.0) * changed.to(target.dtype)
+
+
+def loss(pred: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean squared error over the target's latents (the model predicts only the target; the source is context);
+    with `weights`, a weighted mean."""
+    error = (pred.float() - target.float()) ** 2
+    if weights is None:
+        return error.mean()
+    weights = weights.float().expand_as(error)
+    return (weights * error).sum() / weights.sum()

@@ -78,6 +78,7 @@ class TrainConfig:
     lora: LoraSettings = field(default_factory=LoraSettings)  # rank 0: full fine-tuning
     ema_decay: float | None = None  # e.g. 0.999; the saved model and validation edits then use the average
     instruction_dropout: float = 0.1  # probability that a sample trains with the empty instruction
+    change_weight: float = 1.0  # loss weight where target latents differ from the source's (>1 stresses edits)
     logit_mean: float = 0.0
     logit_std: float = 1.0
     shift: float = 1.0
@@ -114,6 +115,8 @@ def check_config(config: TrainConfig) -> None:
         raise ValueError(f"ema_decay={config.ema_decay!r} must be in (0, 1) or null")
     if not isinstance(config.instruction_dropout, int | float) or not 0 <= config.instruction_dropout <= 1:
         raise ValueError(f"instruction_dropout={config.instruction_dropout!r} must be in [0, 1]")
+    if not isinstance(config.change_weight, int | float) or config.change_weight < 1:
+        raise ValueError(f"change_weight={config.change_weight!r} must be >= 1")
     if not isinstance(config.logit_std, int | float) or config.logit_std < 0:
         raise ValueError(f"logit_std={config.logit_std!r} must be non-negative")
     if not isinstance(config.shift, int | float) or not config.shift > 0:
@@ -322,7 +325,10 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
                     source_latents=batch["source_latents"],
                     return_dict=False,
                 )[0]
-                loss = flow_matching.loss(pred.float(), flow_matching.velocity_target(target, noise))
+                weights = None
+                if config.change_weight != 1:
+                    weights = flow_matching.change_weights(batch["source_latents"], target, config.change_weight)
+                loss = flow_matching.loss(pred, flow_matching.velocity_target(target, noise), weights)
                 mean_loss = accelerator.gather(loss.detach()).mean().item()  # every process sees every loss
                 if not math.isfinite(mean_loss):
                     raise RuntimeError(f"non-finite loss {mean_loss} at step {step}; lower lr or check the data")

@@ -20,6 +20,8 @@ from diffusers.pipelines.pipeline_utils import DiffusionPipeline
 from diffusers.schedulers import FlowMatchEulerDiscreteScheduler
 from diffusers.utils import BaseOutput
 
+# Saved pipelines name their components' modules; diffusers only loads from modules already imported.
+from . import pixel_codec, text_encoders  # noqa: F401
 from .presets import ICVE, EditDefaults
 from .text_encoders import PromptEmbeds
 from .transformer import ICVETransformer3DModel

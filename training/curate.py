@@ -24,16 +24,23 @@ from training.config import load_config
 logger = logging.getLogger("training.curate")
 
 
-def _curate(stage: str, config_path: Path | None, overrides: list[str], progress: bool) -> int:
+def config_class(stage: str) -> type:
+    """The config dataclass of curation stage `stage` ("stage1" or "stage2")."""
+    from training.curation import stage1, stage2
+
+    return {"stage1": stage1.Stage1Config, "stage2": stage2.Stage2Config}[stage]
+
+
+def curate(stage: str, config, progress: bool = False):
+    """Run curation stage `stage` with `config` (resuming a killed run); returns the pipeline's result."""
     from training.curation import stage1, stage2
     from training.curation.pipeline import run_pipeline
     from training.curation.report import write_report
 
-    module, config_class, title = {
-        "stage1": (stage1, stage1.Stage1Config, "Stage 1: unpaired-clip pairs"),
-        "stage2": (stage2, stage2.Stage2Config, "Stage 2: synthetic editing pairs"),
+    module, title = {
+        "stage1": (stage1, "Stage 1: unpaired-clip pairs"),
+        "stage2": (stage2, "Stage 2: synthetic editing pairs"),
     }[stage]
-    config = load_config(config_class, config_path, overrides)
     units = module.find_units(config)
     if not units:
         logger.warning("no inputs found")
@@ -45,7 +52,8 @@ def _curate(stage: str, config_path: Path | None, overrides: list[str], progress
     )  # fmt: skip
     seconds = time.perf_counter() - started
     write_report(config.output / "report.md", title, result, seconds)
-    return _summary(result, seconds)
+    logger.info("%d pairs -> %s in %.0f s", len(result.records), result.manifest, seconds)
+    return result, seconds
 
 
 def _summary(result, seconds: float) -> int:
@@ -66,7 +74,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for noisy in ("bitsandbytes", "torchao", "httpx"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
     try:
-        return _curate(args.stage, args.config, args.overrides, not args.no_progress)
+        config = load_config(config_class(args.stage), args.config, args.overrides)
+        return _summary(*curate(args.stage, config, not args.no_progress))
     except (ValueError, FileNotFoundError) as error:
         sys.stderr.write(f"error: {error}\n")
         return 2

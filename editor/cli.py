@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .loading import PRECISIONS
+from .masks import PROPAGATIONS
 from .memory import PLANS
 from .quantization import BACKENDS, METHODS
 
@@ -58,6 +59,15 @@ def build_parser() -> argparse.ArgumentParser:
     edit.add_argument("--start", type=float, default=0.0, help="start of the clip in the source, seconds")
     edit.add_argument("--end", type=float, help="end of the clip in the source, seconds")
     edit.add_argument("--resize", choices=("crop", "pad"), default="crop", help="fit the frame by cropping or padding")
+    edit.add_argument(
+        "--mask", type=Path, help="edit only inside this mask: an image (white = edit; one frame) or a mask video"
+    )
+    edit.add_argument("--mask-frame", type=int, default=0, help="the frame an image mask was drawn on (0 = first)")
+    edit.add_argument(
+        "--mask-propagation", choices=PROPAGATIONS, default="static",
+        help="an image mask stays in place (static) or follows the content (track, optical flow)",
+    )  # fmt: skip
+    edit.add_argument("--mask-feather", type=float, default=4.0, help="soft edge inside the mask, in pixels")
     edit.add_argument("--side-by-side", type=Path, help="also write source | edit side by side to this .mp4")
     edit.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
 
@@ -130,6 +140,8 @@ def run_edit(args: argparse.Namespace) -> None:
         probe_video(args.input)
     except VideoError as error:
         raise CliError(str(error), EXIT_BAD_INPUT) from error
+    if args.mask is not None and not args.mask.is_file():
+        raise CliError(f"--mask {args.mask} is not a file", EXIT_BAD_INPUT)
 
     pipe = _load_pipeline(args)
     pipe.set_progress_bar_config(disable=True)
@@ -162,8 +174,12 @@ def run_edit(args: argparse.Namespace) -> None:
             embedded_guidance_scale=args.embedded_guidance,
             generator=generator,
             progress_callback=show,
+            mask=args.mask,
+            mask_frame=args.mask_frame,
+            mask_propagation=args.mask_propagation,
+            mask_feather=args.mask_feather,
         )
-    except ValueError as error:  # VideoError is a ValueError
+    except ValueError as error:  # VideoError and MaskError are ValueErrors
         raise CliError(str(error), EXIT_BAD_INPUT) from error
     finally:
         if bars:

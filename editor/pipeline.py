@@ -4,6 +4,10 @@ Sampling is flow matching with Euler steps from noise to the target, the clean s
 token sequence at every step (see `transformer.py`). Classifier-free guidance is real: the unconditional branch
 keeps the source video and swaps the instruction for the negative prompt, so guidance pushes towards the edit and
 not away from the source.
+
+With a mask the edit is local: at every step the latents outside the mask are replaced by the source latents noised
+to the current noise level, and the decoded frames are composited over the source pixels with the feathered mask, so
+the video outside the mask is the source, pixel for pixel.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from diffusers.utils import BaseOutput
 
 # Saved pipelines name their components' modules; diffusers only loads from modules already imported.
 from . import pixel_codec, text_encoders  # noqa: F401
+from .masks import PROPAGATIONS, composite, latent_mask, prepare_mask
 from .presets import ICVE, EditDefaults
 from .text_encoders import PromptEmbeds
 from .transformer import ICVETransformer3DModel
@@ -51,12 +56,14 @@ class VideoEditPipelineOutput(BaseOutput):
         source_frames: the source as the model saw it, `[F, H, W, 3]` uint8 (resampled, resized, cropped).
         fps: the frame rate of both.
         source_start: where in the source file (seconds) the clip begins, for trimming its audio to match.
+        mask: with a mask, the feathered mask `[F, H, W]` float32 in [0, 1] the frames were composited with.
     """
 
     frames: np.ndarray | torch.Tensor
     source_frames: np.ndarray
     fps: float
     source_start: float
+    mask: np.ndarray | None = None
 
 
 class VideoEditPipeline(DiffusionPipeline):
@@ -116,6 +123,10 @@ class VideoEditPipeline(DiffusionPipeline):
         fps: float,
         resize_mode: str,
         output_type: str,
+        mask=None,
+        mask_frame: int = 0,
+        mask_propagation: str = "static",
+        mask_feather: float = 0.0,
     ) -> None:
         if isinstance(video, str | Path):
             if not Path(video).is_file():
@@ -159,6 +170,14 @@ class VideoEditPipeline(DiffusionPipeline):
             raise ValueError(f"resize_mode={resize_mode!r} must be 'crop' or 'pad'")
         if output_type not in ("np", "latent"):
             raise ValueError(f"output_type={output_type!r} must be 'np' or 'latent'")
+        if mask is not None and not isinstance(mask, str | Path | np.ndarray | torch.Tensor):
+            raise ValueError(f"mask must be a path, an array or a tensor, got {type(mask)}")
+        if isinstance(mask_frame, bool) or not isinstance(mask_frame, int) or mask_frame < 0:
+            raise ValueError(f"mask_frame={mask_frame!r} must be a frame index >= 0")
+        if mask_propagation not in PROPAGATIONS:
+            raise ValueError(f"mask_propagation={mask_propagation!r} must be one of {PROPAGATIONS}")
+        if not mask_feather >= 0:
+            raise ValueError(f"mask_feather={mask_feather!r} must be >= 0 pixels")
 
     def load_source(
         self,
@@ -194,6 +213,27 @@ class VideoEditPipeline(DiffusionPipeline):
             fit_h, fit_w = fit_size(frames.shape[1], frames.shape[2], target_area=area, multiple=self.spatial_multiple)
             height, width = height or fit_h, width or fit_w
         return conform_clip(frames, num_frames=count, height=height, width=width, resize_mode=resize_mode), start
+
+    def prepare_mask(
+        self,
+        mask: str | Path | np.ndarray | torch.Tensor,
+        source_frames: np.ndarray,
+        *,
+        mask_frame: int = 0,
+        mask_propagation: str = "static",
+        mask_feather: float = 0.0,
+        resize_mode: str = "crop",
+        fps: float | None = None,
+        start: float = 0.0,
+        end: float | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The mask over the clip as the model sees it: `(binary, feathered)`, both `[F, H, W]` (see `masks`)."""
+        if isinstance(mask, torch.Tensor):
+            mask = mask.detach().cpu().numpy()
+        return prepare_mask(
+            mask, source_frames, frame=mask_frame, propagation=mask_propagation, feather=mask_feather,
+            resize_mode=resize_mode, fps=fps, start=start, end=end,
+        )  # fmt: skip
 
     # Stages -------------------------------------------------------------------------------------------------------
 
@@ -261,6 +301,10 @@ class VideoEditPipeline(DiffusionPipeline):
         return_dict: bool = True,
         progress_callback: Callable[[EditProgress], None] | None = None,
         callback_on_step_end: Callable | None = None,
+        mask: str | Path | np.ndarray | torch.Tensor | None = None,
+        mask_frame: int = 0,
+        mask_propagation: str = "static",
+        mask_feather: float = 0.0,
     ) -> VideoEditPipelineOutput | tuple:
         r"""Edit `video` as `prompt` says.
 
@@ -282,6 +326,12 @@ class VideoEditPipeline(DiffusionPipeline):
             progress_callback: called with an [`EditProgress`] at every stage and step; raising from it cancels.
             callback_on_step_end: diffusers' step-end callback `(pipe, i, t, {"latents": ...}) -> dict`; returned
                 latents replace the current ones.
+            mask: where the edit may change the video (True or white): an image or video file, a still `[H, W]`
+                mask or per-frame `[F, H, W]` masks, of any size (resized like the video). Outside it the source is
+                kept exactly. `None` edits the whole frame.
+            mask_frame: the frame (of the clip the model sees) a still mask was drawn on.
+            mask_propagation: "static" keeps a still mask in place; "track" moves it with the content (optical flow).
+            mask_feather: width in pixels of the soft edge inside the mask.
         """
         d = self.defaults
         negative_prompt = d.negative_prompt if negative_prompt is None else negative_prompt
@@ -296,7 +346,7 @@ class VideoEditPipeline(DiffusionPipeline):
         # 1. Check inputs
         self.check_inputs(
             video, prompt, negative_prompt, height, width, num_frames, num_inference_steps, guidance_scale,
-            embedded_guidance_scale, fps, resize_mode, output_type,
+            embedded_guidance_scale, fps, resize_mode, output_type, mask, mask_frame, mask_propagation, mask_feather,
         )  # fmt: skip
         prompts = [prompt] if isinstance(prompt, str) else list(prompt)
         device = self._execution_device
@@ -309,6 +359,12 @@ class VideoEditPipeline(DiffusionPipeline):
             resize_mode=resize_mode,
         )  # fmt: skip
         batch_size = len(prompts) * num_videos_per_prompt
+        feathered = None
+        if mask is not None:
+            binary, feathered = self.prepare_mask(
+                mask, source_frames, mask_frame=mask_frame, mask_propagation=mask_propagation,
+                mask_feather=mask_feather, resize_mode=resize_mode, fps=fps, start=start, end=end,
+            )  # fmt: skip
 
         # 3. Encode the instruction (and the negative prompt for the unconditional branch)
         report(EditProgress("encode", 0, 2))
@@ -332,6 +388,14 @@ class VideoEditPipeline(DiffusionPipeline):
         elif latents.shape != source_latents.shape:
             raise ValueError(f"latents shape {tuple(latents.shape)} must be {tuple(source_latents.shape)}")
         latents = latents.to(device=device, dtype=torch.float32)
+        keep = None
+        if feathered is not None:
+            # Outside the mask the target follows the source's own noising path, with the noise it started from.
+            noise = latents.clone()
+            ratios = self.vae.config.spatial_compression_ratio, self.vae.config.temporal_compression_ratio
+            edit_cells = torch.from_numpy(latent_mask(binary, *ratios)).to(device)  # F', H', W'
+            keep = (1.0 - edit_cells)[None, None]  # 1, 1, F', H', W'
+            source_clean = source_latents.float()
         guidance = None
         if self.transformer.config.guidance_embeds:
             guidance = torch.full((batch_size,), embedded_guidance_scale * 1000.0, device=device)
@@ -347,6 +411,10 @@ class VideoEditPipeline(DiffusionPipeline):
                     velocity_uncond = self._predict(latents, source_latents, timestep, negative_embeds, guidance)
                     velocity = velocity_uncond + guidance_scale * (velocity - velocity_uncond)
                 latents = self.scheduler.step(velocity, t, latents, return_dict=False)[0]
+                if keep is not None:
+                    sigma = self.scheduler.sigmas[i + 1].to(device)
+                    source_noised = (1.0 - sigma) * source_clean + sigma * noise
+                    latents = keep * source_noised + (1.0 - keep) * latents
 
                 if callback_on_step_end is not None:
                     outputs = callback_on_step_end(self, i, t, {"latents": latents})
@@ -361,12 +429,17 @@ class VideoEditPipeline(DiffusionPipeline):
             report(EditProgress("decode", 0, 1))
             with self._vae_tiling(source_frames, vae_tiling):
                 frames = self.decode_latents(latents)
+            if feathered is not None:
+                # The VAE does not reproduce its input exactly: the source's own pixels replace it outside the mask.
+                frames = composite(source_frames[None], frames, feathered[None])
             report(EditProgress("decode", 1, 1))
         self.maybe_free_model_hooks()
 
         if not return_dict:
             return (frames,)
-        return VideoEditPipelineOutput(frames=frames, source_frames=source_frames, fps=fps, source_start=source_start)
+        return VideoEditPipelineOutput(
+            frames=frames, source_frames=source_frames, fps=fps, source_start=source_start, mask=feathered
+        )
 
     def _predict(
         self,

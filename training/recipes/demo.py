@@ -1,0 +1,342 @@
+"""The demo model, end to end: `python -m training.recipes.demo [--config configs/recipes/demo.yaml] [name=value ...]`.
+
+One command runs what a lab would run on real video, on the procedural world, with the project's own code:
+
+1. `raw`: multi-shot raw videos (`training.world`);
+2. `stage1`: stage-1 curation, pairs of unpaired clips (`training.curate`);
+3. `global_pairs`: background and style edits, the stand-in for the public data sets stage 2 merges in;
+4. `stage2`: stage-2 curation, local edits by segmentation and inpainting, plus the global pairs;
+5. `benchmark`: held-out edits of every type (a seed no training set uses, phrasings no training pair has);
+6. `init`: the codec's scale from the training clips, and the untrained model (`demo_model.py`);
+7. `cache_stage1`, `cache_stage2`: latents and text embeddings (`training.cache`);
+8. `pretrain` (stage 1) then `finetune` (stage 2, from the pretrained pipeline) (`training.train`);
+9. `evaluate`: the fine-tuned model and the identity baseline on the benchmark (`training.evaluate`);
+10. `ship`: the pipeline folder copied to `ship_to` with the evaluation beside it.
+
+Every step is resumable and the finished ones are recorded in `root/done/`, so a killed run continues where it
+stopped when the command is repeated. `--until STEP` stops after a step; `--only STEP` runs one (its inputs must
+exist). Exit codes: 0 done, 2 bad arguments or config, 1 a failed step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from training.config import from_dict, load_config, to_dict
+
+logger = logging.getLogger(__name__)
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class ModelSettings:
+    transformer: dict[str, Any] = field(default_factory=dict)  # overrides of demo_model.TRANSFORMER
+    flow_shift: float = 2.0
+    steps: int = 20  # sampling defaults shipped with the model
+    guidance_scale: float = 2.0
+    frames: int = 9
+    fps: float = 8.0
+    size: int = 64
+    statistics_clips: int = 200  # clips the codec's mean and std are measured on
+
+
+@dataclass
+class DemoRecipe:
+    root: Path = Path("data/demo")  # everything the recipe writes except the shipped model
+    ship_to: Path | None = Path("assets/demo-model")
+    seed: int = 0
+    workers: int = 2
+    raw_videos: int = 400
+    raw_seconds: float = 60.0
+    stage1: dict[str, Any] = field(default_factory=dict)  # overrides of configs/curation/stage1.yaml
+    stage2: dict[str, Any] = field(default_factory=dict)  # overrides of configs/curation/stage2.yaml
+    global_pairs: int = 1000
+    benchmark_per_type: int = 30
+    benchmark_seed: int = 90_001
+    model: ModelSettings = field(default_factory=ModelSettings)
+    pretrain: dict[str, Any] = field(default_factory=dict)  # TrainConfig fields; paths are the recipe's
+    finetune: dict[str, Any] = field(default_factory=dict)
+    evaluate: dict[str, Any] = field(default_factory=dict)  # EvalConfig fields
+
+
+# Steps --------------------------------------------------------------------------------------------------------------
+
+
+def _paths(recipe: DemoRecipe) -> dict[str, Path]:
+    root = Path(recipe.root)
+    return {name: root / name for name in (
+        "raw", "stage1", "global", "stage2", "benchmark", "init", "cache-stage1", "cache-stage2", "runs", "eval",
+    )}  # fmt: skip
+
+
+def step_raw(recipe: DemoRecipe) -> None:
+    from training.world import write_raw_videos
+
+    size = recipe.model.size
+    write_raw_videos(_paths(recipe)["raw"], recipe.raw_videos, recipe.seed, recipe.raw_seconds, 12.0, size,
+                     recipe.workers)  # fmt: skip
+
+
+def _curation_config(recipe: DemoRecipe, stage: str, values: dict[str, Any]):
+    from training.curate import config_class
+
+    base = yaml_values(REPO / "configs" / "curation" / f"{stage}.yaml")
+    geometry = {"clip_frames": recipe.model.frames, "clip_fps": recipe.model.fps}
+    merged = {**base, **geometry, "workers": recipe.workers, "seed": recipe.seed, **values}
+    return from_dict(config_class(stage), merged)
+
+
+def step_stage1(recipe: DemoRecipe) -> None:
+    from training.curate import curate
+
+    paths = _paths(recipe)
+    values = {"input": str(paths["raw"]), "output": str(paths["stage1"]), **recipe.stage1}
+    curate("stage1", _curation_config(recipe, "stage1", values))
+
+
+def step_global_pairs(recipe: DemoRecipe) -> None:
+    from training.world.pairs import write_edit_pairs
+
+    m = recipe.model
+    write_edit_pairs(
+        _paths(recipe)["global"], recipe.global_pairs, seed=recipe.seed + 1, types=("background", "style"),
+        frames=m.frames, fps=m.fps, size=m.size, prefix="global",
+    )  # fmt: skip
+
+
+def step_stage2(recipe: DemoRecipe) -> None:
+    from training.curate import curate
+
+    paths = _paths(recipe)
+    m = recipe.model
+    values = {
+        "output": str(paths["stage2"]), "external_manifest": str(paths["global"] / "manifest.jsonl"),
+        "height": m.size, "width": m.size, **recipe.stage2,
+    }  # fmt: skip
+    curate("stage2", _curation_config(recipe, "stage2", values))
+
+
+def step_benchmark(recipe: DemoRecipe) -> None:
+    from training.world import EDIT_TYPES
+    from training.world.pairs import write_edit_pairs
+
+    paths = _paths(recipe)
+    m = recipe.model
+    exclude = [paths["stage1"] / "manifest.jsonl", paths["stage2"] / "manifest.jsonl"]
+    write_edit_pairs(paths["benchmark"], recipe.benchmark_per_type * len(EDIT_TYPES), seed=recipe.benchmark_seed,
+                     frames=m.frames, fps=m.fps, size=m.size, exclude=exclude, prefix="bench")  # fmt: skip
+
+
+def step_init(recipe: DemoRecipe) -> None:
+    from editor.presets import EditDefaults
+    from editor.video import read_video
+    from training.curation.manifest import read_manifest
+    from training.recipes.demo_model import build_demo_pipeline, clip_statistics
+
+    paths = _paths(recipe)
+    m = recipe.model
+    records = list(read_manifest(paths["stage2"] / "manifest.jsonl"))[: m.statistics_clips]
+    clips = [read_video(r["source"]["path"], fps=m.fps, start=r["source"]["start"], end=r["source"]["end"]).frames
+             for r in records]  # fmt: skip
+    mean, std = clip_statistics(clips)
+    logger.info("codec: pixel mean %.4f, std %.4f over %d clips", mean, std, len(clips))
+    defaults = EditDefaults(num_inference_steps=m.steps, guidance_scale=m.guidance_scale, embedded_guidance_scale=1.0,
+                            height=m.size, width=m.size, num_frames=m.frames, fps=m.fps)  # fmt: skip
+    torch_seed(recipe.seed)
+    pipe = build_demo_pipeline(defaults, m.flow_shift, mean, std, m.transformer)
+    _replace_dir(paths["init"], lambda tmp: pipe.save_pretrained(tmp, safe_serialization=True))
+
+
+def _cache(recipe: DemoRecipe, stage: str) -> None:
+    from training.cache import CacheConfig, build_cache
+
+    paths = _paths(recipe)
+    m = recipe.model
+    build_cache(CacheConfig(
+        manifest=paths[stage] / "manifest.jsonl", model=paths["init"], output=paths[f"cache-{stage}"],
+        frames=m.frames, fps=m.fps, height=m.size, width=m.size, device="cpu" if not _cuda() else None,
+    ))  # fmt: skip
+
+
+def step_cache_stage1(recipe: DemoRecipe) -> None:
+    _cache(recipe, "stage1")
+
+
+def step_cache_stage2(recipe: DemoRecipe) -> None:
+    _cache(recipe, "stage2")
+
+
+def train_config(recipe: DemoRecipe, stage: str):
+    """The TrainConfig of `stage` ("pretrain" or "finetune"): the recipe's paths with the YAML's settings."""
+    from training.train import TrainConfig
+
+    paths = _paths(recipe)
+    if stage == "pretrain":
+        where = {"cache": paths["cache-stage1"], "init": str(paths["init"])}
+    else:
+        where = {"cache": paths["cache-stage2"], "init": str(paths["runs"] / "pretrain" / "pipeline")}
+    values = {**getattr(recipe, stage), **{k: str(v) for k, v in where.items()}}
+    values["output"] = str(paths["runs"] / stage)
+    values["pipeline"] = str(paths["init"])
+    validation = dict(values.get("validation") or {})
+    validation.setdefault("manifest", str(paths["benchmark"] / "manifest.jsonl"))
+    values["validation"] = validation
+    return from_dict(TrainConfig, values)
+
+
+def step_pretrain(recipe: DemoRecipe) -> None:
+    from training.train import train
+
+    train(train_config(recipe, "pretrain"), resume=True)
+
+
+def step_finetune(recipe: DemoRecipe) -> None:
+    from training.train import train
+
+    train(train_config(recipe, "finetune"), resume=True)
+
+
+def eval_config(recipe: DemoRecipe, model: str, output: Path, baseline: Path | None = None):
+    from training.evaluate import EvalConfig
+
+    paths = _paths(recipe)
+    m = recipe.model
+    values = {
+        "benchmark": str(paths["benchmark"] / "manifest.jsonl"), "model": model, "output": str(output),
+        "height": m.size, "width": m.size, "frames": m.frames, "fps": m.fps, "judge": {"kind": "world"},
+        **recipe.evaluate,
+    }  # fmt: skip
+    if baseline is not None:
+        values["baseline"] = str(baseline)
+    return from_dict(EvalConfig, values)
+
+
+def step_evaluate(recipe: DemoRecipe) -> None:
+    from training.evaluate import evaluate
+
+    paths = _paths(recipe)
+    identity = paths["eval"] / "identity"
+    evaluate(eval_config(recipe, "source", identity))
+    evaluate(eval_config(recipe, str(paths["runs"] / "finetune" / "pipeline"), paths["eval"] / "demo", identity))
+
+
+def step_ship(recipe: DemoRecipe) -> None:
+    if recipe.ship_to is None:
+        logger.info("ship_to is null: the model stays in %s", _paths(recipe)["runs"] / "finetune" / "pipeline")
+        return
+    paths = _paths(recipe)
+    source = paths["runs"] / "finetune" / "pipeline"
+    results = json.loads((paths["eval"] / "demo" / "results.json").read_text())
+
+    def write(tmp: Path) -> None:
+        shutil.copytree(source, tmp)
+        card = {"recipe": to_dict(recipe), "benchmark": results["aggregates"]}
+        (tmp / "training.json").write_text(json.dumps(card, indent=1, default=str) + "\n")
+
+    _replace_dir(Path(recipe.ship_to), write)
+
+
+STEPS: dict[str, Callable[[DemoRecipe], None]] = {
+    "raw": step_raw, "stage1": step_stage1, "global_pairs": step_global_pairs, "stage2": step_stage2,
+    "benchmark": step_benchmark, "init": step_init, "cache_stage1": step_cache_stage1,
+    "cache_stage2": step_cache_stage2, "pretrain": step_pretrain, "finetune": step_finetune,
+    "evaluate": step_evaluate, "ship": step_ship,
+}  # fmt: skip
+
+
+# Plumbing -----------------------------------------------------------------------------------------------------------
+
+
+def yaml_values(path: Path) -> dict[str, Any]:
+    import yaml
+
+    return yaml.safe_load(path.read_text()) or {}
+
+
+def torch_seed(seed: int) -> None:
+    import torch
+
+    torch.manual_seed(seed)
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def _replace_dir(final: Path, write: Callable[[Path], object]) -> None:
+    """Write a folder through a temporary sibling renamed into place, so a killed run never leaves half of one."""
+    tmp = final.parent / f".{final.name}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    write(tmp)
+    if final.exists():
+        shutil.rmtree(final)
+    tmp.rename(final)
+
+
+def _done_file(recipe: DemoRecipe, step: str) -> Path:
+    return Path(recipe.root) / "done" / f"{step}.json"
+
+
+def run(recipe: DemoRecipe, *, until: str | None = None, only: str | None = None) -> dict[str, float]:
+    """Run the steps not yet done, in order; returns each run step's wall time in seconds."""
+    for name in (until, only):
+        if name is not None and name not in STEPS:
+            raise ValueError(f"unknown step {name!r}; steps: {list(STEPS)}")
+    times = {}
+    for name, step in STEPS.items():
+        if only is not None and name != only:
+            continue
+        done = _done_file(recipe, name)
+        if done.is_file() and only is None:
+            logger.info("%s: done (%s)", name, done)
+        else:
+            logger.info("%s: running", name)
+            started = time.perf_counter()
+            step(recipe)
+            times[name] = time.perf_counter() - started
+            done.parent.mkdir(parents=True, exist_ok=True)
+            done.write_text(json.dumps({"seconds": round(times[name], 1), "finished": time.time()}) + "\n")
+            logger.info("%s: finished in %.0f s", name, times[name])
+        if name == until:
+            break
+    return times
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m training.recipes.demo", description=__doc__.split("\n")[0])
+    parser.add_argument("--config", type=Path, default=REPO / "configs" / "recipes" / "demo.yaml")
+    parser.add_argument("--until", help=f"stop after this step ({', '.join(STEPS)})")
+    parser.add_argument("--only", help="run this step alone, even if done")
+    parser.add_argument("overrides", nargs="*", help="name=value settings, e.g. root=data/demo2 pretrain.steps=100")
+    args = parser.parse_intermixed_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("bitsandbytes", "torchao", "httpx"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+    try:
+        recipe = load_config(DemoRecipe, args.config, args.overrides)
+        times = run(recipe, until=args.until, only=args.only)
+    except (ValueError, FileNotFoundError) as error:
+        sys.stderr.write(f"error: {error}\n")
+        return 2
+    except RuntimeError as error:
+        sys.stderr.write(f"failed: {error}\n")
+        return 1
+    sys.stdout.write("".join(f"{name}: {seconds:.0f} s\n" for name, seconds in times.items()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 
 from training.config import load_config
+from training.curation.manifest import read_manifest
 from training.recipes.demo import STEPS, DemoRecipe, main, run
+from training.world import EDIT_TYPES
 
 
 def _toy(tmp_path, **extra) -> DemoRecipe:
@@ -36,8 +38,8 @@ def test_toy_recipe_runs_every_step_and_ships_a_loadable_model(tmp_path):
     from editor.video import read_video
 
     pipe = load_pipeline(shipped)
-    bench = [json.loads(line) for line in (tmp_path / "demo" / "benchmark" / "manifest.jsonl").read_text().splitlines()]
-    assert sorted(r["edit_type"] for r in bench) == sorted(["add", "remove", "replace", "recolour", "background", "style"])
+    bench = list(read_manifest(tmp_path / "demo" / "benchmark" / "manifest.jsonl"))
+    assert sorted(r["edit_type"] for r in bench) == sorted(EDIT_TYPES)
     out = pipe(read_video(bench[0]["source"]["path"]).frames, bench[0]["instruction"], num_inference_steps=1)
     assert out.frames.shape == (1, 9, 64, 64, 3)
 

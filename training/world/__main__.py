@@ -8,7 +8,6 @@ with ground-truth targets and masks, as a stand-in public data set (global edits
 import argparse
 import logging
 import sys
-
 from pathlib import Path
 
 from .edits import EDIT_TYPES

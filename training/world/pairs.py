@@ -93,8 +93,9 @@ def write_edit_pairs(
             for name, video in (("source", source), ("target", target), ("mask", mask_rgb)):
                 write_video(paths[name], video, fps, lossless=True)
         records.append({
-            "id": pair_id, "source": clip(paths["source"], 0.0, seconds), "target": clip(paths["target"], 0.0, seconds),
-            "instruction": instruction, "edit_type": edit_type, "mask": clip(paths["mask"], 0.0, seconds),
+            "id": pair_id, "source": clip(paths["source"], 0.0, seconds),
+            "target": clip(paths["target"], 0.0, seconds), "mask": clip(paths["mask"], 0.0, seconds),
+            "instruction": instruction, "edit_type": edit_type,
             "scores": {}, "provenance": {"world_seed": [seed, index], "generator": "training.world.pairs"},
             "stages": {"world_pairs": "1"},
         })  # fmt: skip

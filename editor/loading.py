@@ -18,7 +18,7 @@ from diffusers import AutoencoderKLHunyuanVideo, FlowMatchEulerDiscreteScheduler
 from .convert import config_from_original, load_transformer
 from .memory import PLANS, GiB, MemoryChoice, apply_memory_plan, available_memory, choose_plan, estimate_memory
 from .pipeline import VideoEditPipeline
-from .presets import PRESETS, ModelPreset
+from .presets import DEFAULT_MODEL, PRESETS, ModelPreset
 from .quantization import TEXT_MODEL_BLOCK_PREFIXES, TRANSFORMER_BLOCK_PREFIXES, Quantization, quantize_linear_layers
 from .text_encoders import LlamaClipTextEncoder
 from .transformer import ICVETransformer3DModel
@@ -166,14 +166,27 @@ def estimate_for_preset(
     return choice, f"{summary}; {available / GiB:.1f} GiB available -> {plan}"
 
 
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def bundled_folder(preset: ModelPreset) -> Path:
+    """The pipeline folder of a bundled preset, or an error saying how to make it."""
+    folder = REPO_ROOT / preset.bundled
+    if not (folder / "model_index.json").is_file():
+        raise ModelFilesMissing(
+            f"the {preset.name} model is not in {folder}; train and ship it with `python -m training.recipes.demo`"
+        )
+    return folder
+
+
 def load_pipeline(
-    model: str | Path = "icve",
+    model: str | Path = DEFAULT_MODEL,
     *,
     base: str | Path | None = None,
     transformer: str | Path | None = None,
     options: LoadOptions | None = None,
 ) -> VideoEditPipeline:
-    """Load `model`: a preset name ("icve") or a pipeline directory written by `save_pretrained`.
+    """Load `model`: a preset name ("demo", "icve") or a pipeline directory written by `save_pretrained`.
 
     For a preset, `base` and `transformer` override where its parts come from (hub ids or local folders).
     """
@@ -181,7 +194,10 @@ def load_pipeline(
     device, dtype = options.torch_device(), options.dtype()
     options.quantization.resolve(device)  # fail before loading anything if the combination cannot run here
 
-    if str(model) in PRESETS:
+    if str(model) in PRESETS and PRESETS[str(model)].bundled:
+        pipe = VideoEditPipeline.from_pretrained(bundled_folder(PRESETS[str(model)]), dtype=dtype)
+        choice = None
+    elif str(model) in PRESETS:
         preset = PRESETS[str(model)]
         base_dir = resolve_model_folder(base or preset.base, BASE_FILES, "HunyuanVideo base", "--base")
         transformer_dir = resolve_model_folder(

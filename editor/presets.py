@@ -45,13 +45,17 @@ class ModelPreset:
 
     `base` holds the VAE and text encoders in diffusers' HunyuanVideo layout; `transformer` the DiT weights (original
     or diffusers layout). Each is a Hugging Face Hub id, used only where the hub is reachable, or a local folder.
+    A `bundled` model is one pipeline folder inside the repository, trained by the project; its flow shift and
+    defaults live in the folder and the preset's copy documents them.
     """
 
     name: str
     flow_shift: float
     defaults: EditDefaults
-    base: str
-    transformer: str
+    base: str | None = None
+    transformer: str | None = None
+    # A whole pipeline folder that ships with the project, relative to the repository: base and transformer unused.
+    bundled: str | None = None
 
 
 # ICVE's official inference settings: 50 Euler steps, real CFG 6.0 with the source kept in the unconditional branch,
@@ -72,4 +76,22 @@ ICVE = ModelPreset(
     ),
 )
 
-PRESETS: dict[str, ModelPreset] = {ICVE.name: ICVE}
+# The small model of ICVE's architecture that the project trains on its procedural world (training/recipes/demo.py)
+# and ships in assets/: it edits on a CPU in seconds, with nothing to download.
+DEMO = ModelPreset(
+    name="demo",
+    bundled="assets/demo-model",
+    flow_shift=2.0,
+    defaults=EditDefaults(
+        num_inference_steps=20,
+        guidance_scale=2.0,
+        embedded_guidance_scale=1.0,
+        height=64,
+        width=64,
+        num_frames=9,
+        fps=8.0,
+    ),
+)
+
+DEFAULT_MODEL = DEMO.name
+PRESETS: dict[str, ModelPreset] = {DEMO.name: DEMO, ICVE.name: ICVE}

@@ -94,3 +94,18 @@ def test_auto_plan_with_a_cap_on_cpu(icve_sources, clip, caplog):
     assert "estimated GiB" in caplog.text and "-> plan none" in caplog.text
     pipe.set_progress_bar_config(disable=True)
     assert pipe(clip, "x", num_inference_steps=1, height=32, width=48, num_frames=5).frames.shape[1] == 5
+
+
+def test_bundled_demo_preset_loads_its_folder_or_says_how_to_make_it(tmp_path, monkeypatch):
+    from tiny_pipeline import save_tiny_pipeline
+
+    from editor import loading
+    from editor.presets import DEFAULT_MODEL
+
+    assert DEFAULT_MODEL == "demo"
+    monkeypatch.setattr(loading, "REPO_ROOT", tmp_path)
+    with pytest.raises(loading.ModelFilesMissing, match=r"python -m training\.recipes\.demo"):
+        load_pipeline("demo")
+    save_tiny_pipeline(tmp_path / "assets" / "demo-model")
+    pipe = load_pipeline()  # the default model
+    assert pipe.defaults.height == 64 and pipe.transformer is not None

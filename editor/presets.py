@@ -89,7 +89,7 @@ DEMO = ModelPreset(
         height=64,
         width=64,
         num_frames=9,
-        fps=8.0,
+        fps=4.5,
     ),
 )
 

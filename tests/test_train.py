@@ -342,3 +342,38 @@ def test_two_process_ddp_on_cpu(tmp_path, cache_dir, model_dir):
     assert "rng-0.safetensors" in names and "rng-1.safetensors" in names  # each process's noise stream
     before, after = _weights(model_dir / "transformer"), _weights(output / "pipeline" / "transformer")
     assert any(not torch.equal(before[k], after[k]) for k in before)
+
+
+def test_killed_run_resumes_to_the_same_losses(tmp_path, cache_dir, model_dir):
+    """SIGKILL a real training process after its step-4 checkpoint; the resumed run's losses match a whole run's."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    settings = [f"cache={cache_dir}", f"init={model_dir}", "batch_size=2", "lr=1e-3", "log_every=1",
+                "checkpoint_every=2", "keep_last=5", "tensorboard=false"]  # fmt: skip
+    whole = tmp_path / "whole"
+    assert main([*settings, f"output={whole}", "steps=6"]) == 0
+
+    killed = tmp_path / "killed"
+    command = [sys.executable, "-m", "training.train", *settings, f"output={killed}", "steps=100000"]
+    # Same thread count as this process: float sums, and so losses, depend on how work is split over threads.
+    env = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())}
+    process = subprocess.Popen(command, cwd=Path(__file__).parents[1], env=env, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not (killed / "checkpoints" / "step-000004").is_dir() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert (killed / "checkpoints" / "step-000004").is_dir(), "the run never reached its step-4 checkpoint"
+    assert not (killed / "pipeline").exists()
+
+    assert main([*settings, f"output={killed}", "steps=6", "--resume"]) == 0
+    expected = [r["loss"] for r in read_log(whole)]
+    assert [r["step"] for r in read_log(killed)] == [1, 2, 3, 4, 5, 6]
+    assert [r["loss"] for r in read_log(killed)] == expected
+    torch.testing.assert_close(
+        _weights(killed / "pipeline" / "transformer"), _weights(whole / "pipeline" / "transformer"), rtol=0, atol=0
+    )

@@ -164,3 +164,9 @@ def test_killed_run_resumes_to_the_same_manifest(tmp_path):
     clean = (tmp_path / "clean" / "manifest.jsonl").read_text().replace(str(tmp_path / "clean"), "OUT")
     resumed = (tmp_path / "killed" / "manifest.jsonl").read_text().replace(str(tmp_path / "killed"), "OUT")
     assert resumed == clean
+
+
+def test_unfinished_hidden_writes_are_not_inputs(tmp_path):
+    (tmp_path / "a.mp4").write_bytes(b"x")
+    (tmp_path / ".b.1234.partial.mp4").write_bytes(b"x")
+    assert [u["id"] for u in stage1.find_videos(tmp_path)] == ["a.mp4"]

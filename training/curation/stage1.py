@@ -86,10 +86,16 @@ def find_units(config: Stage1Config) -> list[dict]:
 
 
 def find_videos(folder: Path) -> list[dict]:
-    """Units of a run: every video file under `folder`, with its path relative to it as a stable id."""
+    """Units of a run: every video file under `folder`, with its path relative to it as a stable id.
+
+    Hidden files are skipped: they are unfinished writes (a video writer killed mid-file leaves `.name.partial.mp4`).
+    """
     if not folder.is_dir():
         raise FileNotFoundError(f"input folder not found: {folder}")
-    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in VIDEO_EXTENSIONS and p.is_file())
+    files = sorted(
+        p for p in folder.rglob("*")
+        if p.suffix.lower() in VIDEO_EXTENSIONS and p.is_file() and not p.name.startswith(".")
+    )  # fmt: skip
     return [{"id": str(p.relative_to(folder)), "path": str(p)} for p in files]
 
 

@@ -160,3 +160,17 @@ def test_cli(tmp_path, manifest, model_dir, capsys):
     assert "manifest not found" in capsys.readouterr().err
     assert main([f"manifest={manifest}", "frames=zero", f"output={tmp_path / 'other'}", f"model={model_dir}"]) == 2
     assert main(["colour=red"]) == 2
+
+
+def test_subset_is_a_fixed_random_choice(tmp_path, manifest, model_dir, pipe):
+    build_cache(_config(manifest, model_dir, tmp_path / "cache", shard_size=2), pipe)
+    whole = CachedDataset(tmp_path / "cache")
+    part = CachedDataset(tmp_path / "cache", subset=2, subset_seed=1)
+    assert len(whole) == 3 and len(part) == 2 and set(part.ids) < set(whole.ids)
+    assert part[1]["id"] == part.ids[1]
+    assert CachedDataset(tmp_path / "cache", subset=2, subset_seed=1).ids == part.ids
+    assert {tuple(CachedDataset(tmp_path / "cache", subset=1, subset_seed=s).ids) for s in range(20)} == {
+        (i,) for i in whole.ids
+    }  # every sample can be chosen
+    with pytest.raises(ValueError, match="subset=99"):
+        CachedDataset(tmp_path / "cache", subset=99)

@@ -377,10 +377,16 @@ class CachedDataset(Dataset):
     loudly instead of feeding garbage to training.
     """
 
-    def __init__(self, root: str | Path) -> None:
+    def __init__(self, root: str | Path, subset: int | None = None, subset_seed: int = 0) -> None:
+        """`subset`: use only this many samples, a random choice fixed by `subset_seed` (for data-budget studies)."""
         self.index = CacheIndex.load(root)
         self.root = self.index.root
         self._locations = [(s, row) for s, shard in enumerate(self.index.shards) for row in range(shard.count)]
+        if subset is not None:
+            if not 0 < subset <= len(self._locations):
+                raise ValueError(f"subset={subset!r} must be between 1 and the {len(self._locations)} cached samples")
+            chosen = np.random.default_rng(subset_seed).choice(len(self._locations), size=subset, replace=False)
+            self._locations = [self._locations[i] for i in sorted(chosen)]
         self._verified: set[str] = set()
 
     @property
@@ -389,7 +395,7 @@ class CachedDataset(Dataset):
 
     @property
     def ids(self) -> list[str]:
-        return [sample_id for shard in self.index.shards for sample_id in shard.ids]
+        return [self.index.shards[s].ids[row] for s, row in self._locations]
 
     def __len__(self) -> int:
         return len(self._locations)

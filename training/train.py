@@ -63,6 +63,7 @@ class TrainConfig:
     """Everything a training run depends on."""
 
     cache: Path | None = None  # a folder made by `python -m training.cache`
+    pairs: int | None = None  # train on a fixed random subset of this many cached pairs (all when None)
     output: Path = Path("runs/train")
     init: str = "scratch"  # "scratch", a pipeline folder (e.g. a previous stage), a transformer folder or checkpoint
     transformer: dict[str, Any] | None = None  # ICVETransformer3DModel arguments, for init=scratch
@@ -230,7 +231,7 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
         (output / "config.yaml").write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
 
     # Data: the cache knows which pipeline made it, whose VAE and text encoder the result will ship with.
-    dataset = CachedDataset(config.cache)
+    dataset = CachedDataset(config.cache, subset=config.pairs, subset_seed=config.seed)
     empty = dataset.empty_prompt()
     pipeline_dir = pipeline_folder_of(config.pipeline or dataset.settings.get("model"))
 

@@ -1,0 +1,162 @@
+"""The web app as a user's script sees it: `python app.py --model DIR` served locally, called with gradio_client."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from editor.video import read_video, write_video
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLE = REPO / "assets" / "examples" / "wolf.mp4"
+INSTRUCTION = "turn the wolf into a red fox"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until_serving(url: str, process: subprocess.Popen, log: Path, timeout: float = 180.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"the app exited with code {process.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    pytest.fail(f"the app did not start serving within {timeout:.0f} s:\n{log.read_text()[-3000:]}")
+
+
+@pytest.fixture(scope="module")
+def app_url(tiny_pipeline_dir, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("app")
+    port = free_port()
+    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "GRADIO_TEMP_DIR": str(folder / "gradio"),
+           "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}  # fmt: skip
+    log = folder / "app.log"
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [sys.executable, str(REPO / "app.py"), "--model", str(tiny_pipeline_dir), "--host", "127.0.0.1",
+             "--port", str(port)],
+            cwd=folder, env=env, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        wait_until_serving(url, process, log)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+@pytest.fixture(scope="module")
+def client(app_url):
+    from gradio_client import Client
+
+    return Client(app_url, verbose=False)
+
+
+def edit(client, video: Path, **settings):
+    from gradio_client import handle_file
+
+    return client.predict(handle_file(str(video)), settings.pop("instruction", INSTRUCTION), api_name="/edit",
+                          **settings)  # fmt: skip
+
+
+def test_edit_api_returns_the_edit_and_the_side_by_side(client):
+    result = edit(client, EXAMPLE, seed=1)
+    edited, pair = read_video(result[0]).frames, read_video(result[1]).frames
+    assert edited.shape == (9, 64, 64, 3)  # the tiny model's 9 frames at 64x64 (the example is square)
+    assert pair.shape == (9, 64, 128, 3)  # original | edited
+    assert np.abs(pair[:, :, 64:].astype(int) - edited).mean() < 3  # the right half is the edit
+    assert "Edited 9 frames" in result[-2]
+
+
+def test_masked_edit_through_the_api(client, tmp_path):
+    from gradio_client import handle_file
+
+    # The mask is painted on the frame as the app shows it (scaled up to 512x512): the middle half.
+    layer = np.zeros((512, 512, 4), np.uint8)
+    layer[128:384, 128:384] = (255, 48, 48, 255)
+    Image.fromarray(layer).save(tmp_path / "layer.png")
+    Image.fromarray(np.zeros((512, 512, 3), np.uint8)).save(tmp_path / "frame.png")
+    editor = {"background": handle_file(str(tmp_path / "frame.png")),
+              "layers": [handle_file(str(tmp_path / "layer.png"))], "composite": None}  # fmt: skip
+    result = edit(client, EXAMPLE, editor=editor, feather=0, propagation="track")
+    pair = read_video(result[1]).frames.astype(int)
+    source, edited = pair[:, :, :64], pair[:, :, 64:]
+    assert np.abs(edited[:, :12] - source[:, :12]).mean() < 3  # outside the mask: the source
+    assert np.abs(edited[:, 24:40, 24:40] - source[:, 24:40, 24:40]).mean() > 10  # inside: edited
+    assert result[-1] is not None  # the mask overlay video
+
+
+def test_eight_concurrent_edits_each_get_their_own_output(client):
+    jobs = [client.submit(_upload(EXAMPLE), INSTRUCTION, seed=seed, api_name="/edit") for seed in range(8)]
+    results = [job.result(timeout=300) for job in jobs]
+    assert len({r[0] for r in results}) == 8
+    frames = [read_video(r[0]).frames for r in results]
+    for i in range(8):
+        for j in range(i + 1, 8):
+            assert not np.array_equal(frames[i], frames[j]), f"seeds {i} and {j} gave the same edit"
+    # Each request got the edit of its own seed, not a neighbour's.
+    again = read_video(edit(client, EXAMPLE, seed=5)[0]).frames
+    assert np.array_equal(again, frames[5])
+
+
+def _upload(path: Path):
+    from gradio_client import handle_file
+
+    return handle_file(str(path))
+
+
+def test_bad_uploads_give_clear_messages_and_the_app_keeps_serving(client, tmp_path):
+    from gradio_client.exceptions import AppError
+
+    (tmp_path / "empty.mp4").write_bytes(b"")
+    Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(tmp_path / "still.png")
+    shutil.copy(tmp_path / "still.png", tmp_path / "picture.mp4")
+    write_video(tmp_path / "one_frame.mp4", np.zeros((1, 32, 32, 3), np.uint8), 8.0)
+    write_video(tmp_path / "long.mp4", np.zeros((130, 16, 16, 3), np.uint8), 2.0)  # 65 s
+    expected = {
+        "empty.mp4": "empty.mp4 is empty (0 bytes)",
+        "picture.mp4": "picture.mp4 is a still image (PNG), not a video",
+        "one_frame.mp4": "one_frame.mp4 contains a single frame",
+        "long.mp4": "long.mp4 is 65.0 s long; the limit is 60 s",
+        "still.png": "upload a video",
+    }
+    for name, message in expected.items():
+        with pytest.raises(AppError) as error:
+            edit(client, tmp_path / name)
+        assert message in str(error.value), name
+        assert "Traceback" not in str(error.value)
+    with pytest.raises(AppError, match="Write an instruction"):
+        edit(client, EXAMPLE, instruction="   ")
+    assert read_video(edit(client, EXAMPLE)[0]).frames.shape == (9, 64, 64, 3)
+
+
+def test_without_a_model_or_the_demo_preset_the_app_says_to_pass_one(monkeypatch, capsys):
+    import app
+
+    monkeypatch.delitem(app.PRESETS, app.DEFAULT_MODEL, raising=False)
+    with pytest.raises(SystemExit) as exit_info:
+        app.main([])
+    assert exit_info.value.code == 2
+    assert "--model" in capsys.readouterr().err

@@ -511,7 +511,8 @@ def build_demo(
                 download_edit = gr.DownloadButton("Download the edit", interactive=False, elem_id="download_edit")
                 download_pair = gr.DownloadButton("Download side by side", interactive=False, elem_id="download_pair")
         gallery = gr.Gallery(label="Edits so far (click one to go back to it)", columns=6, height=200,
-                             allow_preview=False, elem_id="history")  # fmt: skip
+                             allow_preview=False, fit_columns=False, object_fit="contain",
+                             elem_id="history")  # fmt: skip
         clips = [[str(EXAMPLES_DIR / name), text] for name, text in EXAMPLE_CLIPS if (EXAMPLES_DIR / name).is_file()]
         if clips:
             gr.Examples(clips, inputs=[source, instruction], outputs=[edited, side], fn=studio.edit_example,

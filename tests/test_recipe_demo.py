@@ -13,21 +13,33 @@ from training.recipes.demo import STEPS, DemoRecipe, main, run
 from training.world import EDIT_TYPES
 
 
-def _toy(tmp_path, **extra) -> DemoRecipe:
+def _toy_overrides(tmp_path) -> list[str]:
     overrides = [
         f"root={tmp_path / 'demo'}", f"ship_to={tmp_path / 'shipped'}", "raw_videos=2", "raw_seconds=12",
         "workers=1", "stage2.count=6", "global_pairs=4", "benchmark_per_type=1", "model.statistics_clips=4",
         "model.steps=2", "model.transformer={num_layers: 1, num_single_layers: 1}",
         "pretrain.steps=2", "pretrain.batch_size=2", "pretrain.log_every=1", "pretrain.validation.count=1",
         "pretrain.validation.steps=1", "finetune.steps=2", "finetune.batch_size=2", "finetune.log_every=1",
-        "finetune.validation.count=1", "finetune.validation.steps=1", *extra.get("more", []),
+        "finetune.validation.count=1", "finetune.validation.steps=1",
     ]  # fmt: skip
-    return load_config(DemoRecipe, Path(__file__).parents[1] / "configs" / "recipes" / "demo.yaml", overrides)
+    return overrides
 
 
-def test_toy_recipe_runs_every_step_and_ships_a_loadable_model(tmp_path):
-    recipe = _toy(tmp_path)
-    times = run(recipe)
+RECIPE = Path(__file__).parents[1] / "configs" / "recipes" / "demo.yaml"
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory) -> tuple[DemoRecipe, dict[str, float], list[str]]:
+    """A toy run of the whole recipe: (recipe, step times, its overrides)."""
+    tmp_path = tmp_path_factory.mktemp("recipe")
+    overrides = _toy_overrides(tmp_path)
+    recipe = load_config(DemoRecipe, RECIPE, overrides)
+    return recipe, run(recipe), overrides
+
+
+def test_toy_recipe_runs_every_step_and_ships_a_loadable_model(toy):
+    recipe, times, _ = toy
+    tmp_path = Path(recipe.root).parent
     assert list(times) == list(STEPS)
     shipped = tmp_path / "shipped"
     assert (shipped / "model_index.json").is_file() and (shipped / "training.json").is_file()
@@ -52,3 +64,24 @@ def test_unknown_step_and_bad_config(tmp_path, capsys):
         run(DemoRecipe(root=tmp_path), until="bake")
     assert main([f"root={tmp_path}", "colour=red"]) == 2
     assert "unknown config keys" in capsys.readouterr().err
+
+
+def test_ablation_trains_every_variant_at_equal_compute(toy):
+    from training.recipes.ablation import VARIANTS, AblationConfig
+    from training.recipes.ablation import run as run_ablation
+    from training.run_log import read_log
+
+    recipe, _, overrides = toy
+    config = AblationConfig(recipe=RECIPE, recipe_overrides=overrides, budget=4, pretrain_share=0.5)
+    summary = run_ablation(config)
+    assert list(summary["variants"]) == list(VARIANTS)
+    root = Path(recipe.root) / "ablation"
+    steps = {
+        variant: sum(len(read_log(root / f"{variant}-seed0" / stage)) for stage in ("pretrain", "finetune"))
+        for variant in VARIANTS
+    }
+    assert set(steps.values()) == {4}, steps  # equal compute: 4 logged optimizer steps each
+    transformer = root / "pretrain_sft_offset-seed0" / "finetune" / "pipeline" / "transformer"
+    offset = json.loads((transformer / "config.json").read_text())
+    assert offset["source_rope"] == "offset"
+    assert "| pretrain_sft_10pct | 1 |" in (root / "summary.md").read_text()

@@ -276,3 +276,21 @@ def test_edit_pairs_have_ground_truth_and_avoid_excluded_phrasings(tmp_path):
     assert all(r["instruction"].lower() not in old for r in second)
     with pytest.raises(ValueError, match="types"):
         write_edit_pairs(tmp_path / "c", 1, seed=0, types=("zoom",))
+
+
+def test_heldout_phrasings_never_appear_in_training_phrasings():
+    from training.world.language import phrase
+
+    rng = np.random.default_rng(0)
+    scenes = []
+    for edit_type in EDIT_TYPES:
+        for scene, edit, _ in _pairs(edit_type, 5, seed=7):
+            scenes.append((scene, edit))
+    for scene, edit in scenes:
+        intent = intent_of(edit, scene)
+        train = {phrase(intent, rng, phrasing="train").rstrip(".").lower() for _ in range(200)}
+        heldout = {phrase(intent, rng, phrasing="heldout").rstrip(".").lower() for _ in range(50)}
+        assert heldout and not train & heldout, (intent, train & heldout)
+        assert parse_instruction(next(iter(heldout))) is not None  # the verifier still reads them
+    with pytest.raises(ValueError, match="phrasing='novel'"):
+        phrase(intent, rng, phrasing="novel")

@@ -110,7 +110,7 @@ def step_global_pairs(recipe: DemoRecipe) -> None:
     m = recipe.model
     write_edit_pairs(
         _paths(recipe)["global"], recipe.global_pairs, seed=recipe.seed + 1, types=("background", "style"),
-        frames=m.frames, fps=m.fps, size=m.size, prefix="global",
+        frames=m.frames, fps=m.fps, size=m.size, prefix="global", phrasing="train",
     )  # fmt: skip
 
 
@@ -134,7 +134,8 @@ def step_benchmark(recipe: DemoRecipe) -> None:
     m = recipe.model
     exclude = [paths["stage1"] / "manifest.jsonl", paths["stage2"] / "manifest.jsonl"]
     write_edit_pairs(paths["benchmark"], recipe.benchmark_per_type * len(EDIT_TYPES), seed=recipe.benchmark_seed,
-                     frames=m.frames, fps=m.fps, size=m.size, exclude=exclude, prefix="bench")  # fmt: skip
+                     frames=m.frames, fps=m.fps, size=m.size, exclude=exclude, prefix="bench",
+                     phrasing="heldout")  # fmt: skip
 
 
 def step_init(recipe: DemoRecipe) -> None:

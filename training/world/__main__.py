@@ -36,12 +36,16 @@ def main() -> int:
     pairs.add_argument("--size", type=int, default=64)
     pairs.add_argument("--exclude", type=Path, nargs="*", default=[], help="manifests whose instructions to avoid")
     pairs.add_argument("--prefix", default="pair", help="start of every pair id")
+    pairs.add_argument(
+        "--phrasing", choices=("all", "train", "heldout"), default="all",
+        help="instruction templates: train for training sets, heldout for benchmarks",
+    )  # fmt: skip
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if args.command == "pairs":
         write_edit_pairs(
             args.output, args.count, seed=args.seed, types=tuple(args.types), frames=args.frames, fps=args.fps,
-            size=args.size, exclude=args.exclude, prefix=args.prefix,
+            size=args.size, exclude=args.exclude, prefix=args.prefix, phrasing=args.phrasing,
         )  # fmt: skip
         return 0
     paths = write_raw_videos(args.output, args.count, args.seed, args.duration, args.fps, args.size, args.workers)

@@ -209,13 +209,20 @@ def _reference(scene: Scene, index: int, rng: np.random.Generator) -> str:
 
 
 def instruction_for(
-    edit: Edit, scene: Scene, rng: np.random.Generator, *, num_frames: int = 9, aspect: float = 1.0
+    edit: Edit,
+    scene: Scene,
+    rng: np.random.Generator,
+    *,
+    num_frames: int = 9,
+    aspect: float = 1.0,
+    phrasing: str = "all",
 ) -> str:
-    """A natural instruction for the edit, phrased at random; objects are named by colour and/or shape."""
+    """A natural instruction for the edit, phrased at random from `phrasing`'s templates ("all", "train",
+    "heldout"); objects are named by colour and/or shape."""
     intent = intent_of(edit, scene, num_frames, aspect)
     if intent.type == "add" and rng.random() < 0.5:
         intent = replace(intent, location=None)
     if intent.type == "replace" and intent.new_colour == intent.colour and rng.random() < 0.5:
         intent = replace(intent, new_colour=None)
     old = _reference(scene, edit.target, rng) if edit.target is not None else None
-    return phrase(intent, rng, old=old)
+    return phrase(intent, rng, old=old, phrasing=phrasing)

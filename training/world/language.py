@@ -112,20 +112,36 @@ def noun_phrase(colour: str | None, shape: str | None, rng: np.random.Generator 
     return f"{colour} {word}" if colour else word
 
 
-def _choose(rng: np.random.Generator | None, options: list[str]) -> str:
-    return options[0] if rng is None else str(rng.choice(options))
+PHRASINGS = ("all", "train", "heldout")
 
 
-def phrase(intent: Intent, rng: np.random.Generator | None = None, *, old: str | None = None) -> str:
+def _choose(rng: np.random.Generator | None, options: list[str], phrasing: str = "all") -> str:
+    """One of `options`: the first without rng. The last template of each list is held out of `phrasing="train"`
+    and is all that `"heldout"` uses, so a benchmark can ask in words no training pair used."""
+    if rng is None:
+        return options[0]
+    if len(options) > 1 and phrasing == "train":
+        options = options[:-1]
+    elif len(options) > 1 and phrasing == "heldout":
+        options = options[-1:]
+    return str(rng.choice(options))
+
+
+def phrase(
+    intent: Intent, rng: np.random.Generator | None = None, *, old: str | None = None, phrasing: str = "all"
+) -> str:
     """An instruction for ``intent``: the canonical one without ``rng``, a random phrasing with it.
 
     old: how to refer to the edited object ("the red circle" by default).
+    phrasing: "all" templates, the "train" ones, or the "heldout" ones (see `_choose`).
     """
+    if phrasing not in PHRASINGS:
+        raise ValueError(f"phrasing={phrasing!r} must be one of {PHRASINGS}")
     old = old or f"the {noun_phrase(intent.colour, intent.shape, rng)}"
     spelling = "colour" if rng is None or rng.random() < 0.5 else "color"
     if intent.type == "recolour":
         c = intent.new_colour
-        text = _choose(rng, [
+        text = _choose(rng, phrasing=phrasing, options=[
             f"make {old} {c}", f"turn {old} {c}", f"change {old}'s {spelling} to {c}",
             f"change the {spelling} of {old} to {c}", f"paint {old} {c}", f"re{spelling} {old} {c}",
             f"{old} should be {c}", f"give {old} a {c} {spelling}",
@@ -133,12 +149,12 @@ def phrase(intent: Intent, rng: np.random.Generator | None = None, *, old: str |
     elif intent.type == "replace":
         noun = noun_phrase(intent.new_colour, intent.new_shape, rng)
         new = f"{article(noun)} {noun}"
-        text = _choose(rng, [
+        text = _choose(rng, phrasing=phrasing, options=[
             f"replace {old} with {new}", f"swap {old} for {new}", f"turn {old} into {new}",
             f"change {old} into {new}", f"put {new} where {old} is", f"instead of {old}, show {new}",
         ])  # fmt: skip
     elif intent.type == "remove":
-        text = _choose(rng, [
+        text = _choose(rng, phrasing=phrasing, options=[
             f"remove {old}", f"delete {old}", f"take out {old}", f"get rid of {old}", f"erase {old}",
             f"make {old} disappear", f"remove {old} from the video", f"take {old} out of the scene",
         ])  # fmt: skip
@@ -146,20 +162,20 @@ def phrase(intent: Intent, rng: np.random.Generator | None = None, *, old: str |
         noun = noun_phrase(intent.colour, intent.shape, rng) if intent.shape else f"{intent.colour} shape"
         new = f"{article(noun)} {noun}"
         where = f" {_location_phrase(intent.location, rng)}" if intent.location else ""
-        text = _choose(rng, [
+        text = _choose(rng, phrasing=phrasing, options=[
             f"add {new}{where}", f"insert {new}{where}", f"put {new}{where}", f"place {new}{where}",
             f"make {new} appear{where}", f"there should be {new}{where}", f"include {new}{where}",
         ])  # fmt: skip
     elif intent.type == "background":
         kind = intent.background
         noun, adj = BACKGROUND_NOUN[kind], BACKGROUND_ADJ[kind]
-        text = _choose(rng, [
+        text = _choose(rng, phrasing=phrasing, options=[
             f"change the background to {noun}", f"make the background {adj}", f"use {article(adj)} {adj} background",
             f"switch to {article(adj)} {adj} background", f"replace the background with {noun}",
             f"give it {article(adj)} {adj} background",
         ])  # fmt: skip
     elif intent.type == "style":
-        text = _style_phrase(intent.style, rng)
+        text = _style_phrase(intent.style, rng, phrasing)
     else:
         raise ValueError(f"unknown edit type {intent.type!r}")
     if rng is not None:
@@ -170,9 +186,11 @@ def phrase(intent: Intent, rng: np.random.Generator | None = None, *, old: str |
     return text
 
 
-def _style_phrase(style: str | None, rng: np.random.Generator | None) -> str:
+def _style_phrase(style: str | None, rng: np.random.Generator | None, phrasing: str = "all") -> str:
     if style is None:
-        return _choose(rng, ["remove the filter", "make the colours look natural again", "undo the colour filter"])
+        return _choose(
+            rng, ["remove the filter", "make the colours look natural again", "undo the colour filter"], phrasing
+        )
     options = {
         "night": ["make it look like night", "turn it into a night scene", "make it nighttime",
                   "give it a night look", "make it look like it was filmed at night"],
@@ -181,7 +199,7 @@ def _style_phrase(style: str | None, rng: np.random.Generator | None) -> str:
         "faded": ["make it look faded", "give it a washed-out look", "make it look like an old faded film",
                   "fade the colours"],
     }  # fmt: skip
-    return _choose(rng, options[style])
+    return _choose(rng, options[style], phrasing)
 
 
 def parse_instruction(text: str) -> Intent | None:

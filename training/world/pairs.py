@@ -48,11 +48,13 @@ def write_edit_pairs(
     size: int = 64,
     exclude: Iterable[Path] = (),
     prefix: str = "pair",
+    phrasing: str = "all",
 ) -> Path:
     """Write `count` pairs, as evenly spread over `types` as possible, to `output/manifest.jsonl`; return its path.
 
-    Instructions found in any `exclude` manifest (compared case-insensitively) are rephrased; the number of
-    rephrasings is logged.
+    `phrasing` picks the instruction templates: "train" for training data, "heldout" for a benchmark (templates no
+    "train" instruction uses), "all". Instructions found in any `exclude` manifest (compared case-insensitively)
+    are rephrased as well; the number of rephrasings is logged.
     """
     from editor.video import write_video
     from training.curation.manifest import clip, write_jsonl
@@ -76,10 +78,10 @@ def write_edit_pairs(
                 edit = random_edit(scene, rng, types=(edit_type,), num_frames=frames)
             except ValueError:
                 continue
-            instruction = instruction_for(edit, scene, rng, num_frames=frames)
+            instruction = instruction_for(edit, scene, rng, num_frames=frames, phrasing=phrasing)
             while instruction.strip().lower() in taken and rephrased[edit_type] < 100 * count:
                 rephrased[edit_type] += 1
-                instruction = instruction_for(edit, scene, rng, num_frames=frames)
+                instruction = instruction_for(edit, scene, rng, num_frames=frames, phrasing=phrasing)
             if instruction.strip().lower() not in taken:
                 break
         else:

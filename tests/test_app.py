@@ -160,3 +160,75 @@ def test_without_a_model_or_the_demo_preset_the_app_says_to_pass_one(monkeypatch
         app.main([])
     assert exit_info.value.code == 2
     assert "--model" in capsys.readouterr().err
+
+
+def test_files_are_served_from_the_examples_folder_only_and_uploads_are_capped(app_url, tmp_path):
+    import httpx
+
+    allowed = httpx.get(f"{app_url}gradio_api/file={EXAMPLE}")
+    assert allowed.status_code == 200 and allowed.content == EXAMPLE.read_bytes()
+    for outside in (REPO / "app.py", Path("/etc/passwd")):
+        assert httpx.get(f"{app_url}gradio_api/file={outside}").status_code == 403
+    big = tmp_path / "big.mp4"
+    big.write_bytes(b"\0" * (51 * 2**20))
+    with big.open("rb") as upload:
+        response = httpx.post(f"{app_url}gradio_api/upload", files={"files": upload}, timeout=60)
+    assert response.status_code == 413
+
+
+class Recorder:
+    """Stands in for gr.Progress: keeps every report; can press Cancel at a given denoising step."""
+
+    def __init__(self, studio=None, request=None, cancel_at: int | None = None) -> None:
+        self.calls, self.studio, self.request, self.cancel_at = [], studio, request, cancel_at
+
+    def __call__(self, progress, desc=None, unit=None):
+        self.calls.append((desc, *progress))
+        if self.cancel_at is not None and desc == "Denoising" and progress[0] == self.cancel_at:
+            self.studio.cancel(self.request)
+
+
+@pytest.fixture(scope="module")
+def studio(tiny_pipeline_dir, tmp_path_factory):
+    import app
+    from editor.loading import load_pipeline
+
+    pipe = load_pipeline(tiny_pipeline_dir)
+    pipe.set_progress_bar_config(disable=True)
+    return app.Studio(pipe, "tiny", output_root=tmp_path_factory.mktemp("outputs"))
+
+
+def test_progress_history_comparison_and_cancel(studio, monkeypatch):
+    import gradio as gr
+
+    progress = Recorder()
+    outputs = studio.edit(str(EXAMPLE), INSTRUCTION, steps=3, seed=4, progress=progress)
+    stages = [desc for desc, *_ in progress.calls]
+    assert stages[0].startswith("Encoding") and stages[-1].startswith("Decoding")
+    assert [(step, total) for desc, step, total in progress.calls if desc == "Denoising"] == [(1, 3), (2, 3), (3, 3)]
+
+    history, entry = outputs[7], outputs[11]
+    assert len(history) == 1 and entry["settings"]["seed"] == 4 and entry["settings"]["steps"] == 3
+    left, right = studio.compare_frame(entry, 8)
+    assert Path(left).is_file() and Path(right).is_file()
+    second = studio.edit(str(EXAMPLE), "make the ball blue", seed=5, history=history, progress=Recorder())
+    assert len(second[7]) == 2 and Path(second[0]).parent != Path(outputs[0]).parent  # a folder per request
+
+    # Going back to the first edit brings its outputs and the settings it was made with.
+    restored = studio.restore(second[7], type("Select", (), {"index": 0})())
+    assert restored[0] == outputs[0] and restored[6] == INSTRUCTION and restored[7] == 3 and restored[9] == 4
+
+    # Cancel stops the pipeline between steps, through its progress callback.
+    request = type("Request", (), {"session_hash": "someone"})()
+    cancel = Recorder(studio, request, cancel_at=1)
+    with pytest.raises(gr.Error, match="cancelled"):
+        studio.edit(str(EXAMPLE), INSTRUCTION, steps=4, request=request, progress=cancel)
+    assert max(step for desc, step, _ in cancel.calls if desc == "Denoising") == 1
+
+
+def test_demo_with_lazily_cached_examples_builds(studio):
+    import app
+
+    demo = app.build_demo(studio.pipe, model_name="demo", cache_examples=True)
+    examples = [block for block in demo.blocks.values() if type(block).__name__ == "Dataset"]
+    assert len(examples) == 2  # instructions by edit type, and the example clips

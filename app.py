@@ -144,6 +144,8 @@ class Studio:
         # The pipeline (its scheduler above all) is not safe to run twice at once.
         self._lock = threading.Lock()
         self._running: dict[str, threading.Event] = {}
+        self.key = f"{model_name}:{id(self)}"
+        _STUDIOS[self.key] = self
 
     # Inputs -------------------------------------------------------------------------------------------------------
 
@@ -273,12 +275,12 @@ class Studio:
         source = self.load(video, start, end, max_frames, resolution, resize)
         painted = _mask_from_editor(editor)
         session = request.session_hash if request is not None and request.session_hash else "local"
-        stop = self._running[session] = threading.Event()
+        self._running[session] = threading.Event()
         began = time.perf_counter()
         with _user_errors(source.path):
             result = _run_pipeline(
-                self, source, instruction.strip(), stop, progress, num_inference_steps=int(steps),
-                guidance_scale=float(guidance), generator=torch.Generator().manual_seed(seed), resize_mode=resize,
+                self.key, session, source, instruction.strip(), seed, progress, num_inference_steps=int(steps),
+                guidance_scale=float(guidance), resize_mode=resize,
                 mask=painted, mask_frame=int(mask_frame or 0), mask_propagation=propagation,
                 mask_feather=float(feather),
             )  # fmt: skip
@@ -308,8 +310,7 @@ class Studio:
         """An example clip edited with the model's defaults (what cached examples show)."""
         source = self.load(video, 0.0, 0.0, self.defaults.num_frames, "auto", "crop")
         with _user_errors(source.path):
-            result = _run_pipeline(self, source, instruction, threading.Event(), progress,
-                                   generator=torch.Generator().manual_seed(0))  # fmt: skip
+            result = _run_pipeline(self.key, "", source, instruction, 0, progress)
         edited_path, pair_path, _ = self._write(source, result)
         return edited_path, pair_path
 
@@ -390,10 +391,17 @@ def _gallery(history: list[dict]) -> list[tuple[np.ndarray, str]]:
     ]
 
 
+# The loaded models by key. ZeroGPU runs `_run_pipeline` in a worker forked from this process: the worker inherits
+# the models, and the call's arguments stay plain values that can be pickled on the way there.
+_STUDIOS: dict[str, Studio] = {}
+
+
 @_on_gpu
-def _run_pipeline(studio: Studio, source: Source, instruction: str, stop: threading.Event, progress, **settings):
-    """One pipeline call at a time; Cancel stops it between steps through the progress callback. `settings` are the
-    pipeline's sampling and mask arguments."""
+def _run_pipeline(studio_key: str, run_key: str, source: Source, instruction: str, seed: int, progress, **settings):
+    """One pipeline call at a time; Cancel (the run's stop event) ends it between steps through the progress
+    callback. `settings` are the pipeline's sampling and mask arguments."""
+    studio = _STUDIOS[studio_key]
+    stop = studio._running.get(run_key) or threading.Event()
 
     def report(state: EditProgress) -> None:
         if stop.is_set():
@@ -406,7 +414,7 @@ def _run_pipeline(studio: Studio, source: Source, instruction: str, stop: thread
         count, height, width = source.frames.shape[:3]
         return studio.pipe(
             source.frames, instruction, height=height, width=width, num_frames=count, fps=source.fps,
-            start=source.start, progress_callback=report, **settings,
+            start=source.start, generator=torch.Generator().manual_seed(seed), progress_callback=report, **settings,
         )  # fmt: skip
 
 

@@ -11,7 +11,8 @@ One command runs what a lab would run on real video, on the procedural world, wi
 7. `cache_stage1`, `cache_stage2`: latents and text embeddings (`training.cache`);
 8. `pretrain` (stage 1) then `finetune` (stage 2, from the pretrained pipeline) (`training.train`);
 9. `evaluate`: the fine-tuned model and the identity baseline on the benchmark (`training.evaluate`);
-10. `ship`: the pipeline folder copied to `ship_to` with the evaluation beside it.
+10. `timing`: the median wall time of editing a two-second clip;
+11. `ship`: the pipeline folder copied to `ship_to` with the evaluation and timing beside it.
 
 Every step is resumable and the finished ones are recorded in `root/done/`, so a killed run continues where it
 stopped when the command is repeated. `--until STEP` stops after a step; `--only STEP` runs one (its inputs must
@@ -231,6 +232,42 @@ def step_evaluate(recipe: DemoRecipe) -> None:
     evaluate(eval_config(recipe, str(paths["runs"] / "finetune" / "pipeline"), paths["eval"] / "demo", identity))
 
 
+def step_timing(recipe: DemoRecipe, runs: int = 7) -> None:
+    """Wall time of editing a two-second benchmark clip with the model's defaults: median of `runs` after a warm-up.
+
+    Written to `eval/timing.json` with the machine's thread count, so the number can be checked where it was made.
+    """
+    import platform
+    import statistics
+
+    import torch
+
+    from editor.loading import load_pipeline
+    from editor.video import read_video
+    from training.curation.manifest import read_manifest
+
+    paths = _paths(recipe)
+    pipe = load_pipeline(paths["runs"] / "finetune" / "pipeline")
+    pipe.set_progress_bar_config(disable=True)
+    record = next(iter(read_manifest(paths["benchmark"] / "manifest.jsonl")))
+    seconds = 2.0
+    frames = read_video(record["source"]["path"], fps=pipe.defaults.fps, end=seconds).frames
+    pipe(frames, record["instruction"])  # warm-up: kernels and caches
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        result = pipe(frames, record["instruction"])
+        times.append(time.perf_counter() - started)
+    timing = {
+        "clip_seconds": seconds, "frames_in": len(frames), "frames_edited": int(result.frames.shape[1]),
+        "steps": pipe.defaults.num_inference_steps, "guidance_scale": pipe.defaults.guidance_scale,
+        "median_seconds": statistics.median(times), "runs": [round(t, 3) for t in times],
+        "threads": torch.get_num_threads(), "device": "cuda" if _cuda() else "cpu", "machine": platform.machine(),
+    }  # fmt: skip
+    (paths["eval"] / "timing.json").write_text(json.dumps(timing, indent=1) + "\n")
+    logger.info("a %.0f-second clip edits in %.2f s (median of %d)", seconds, timing["median_seconds"], runs)
+
+
 def step_ship(recipe: DemoRecipe) -> None:
     if recipe.ship_to is None:
         logger.info("ship_to is null: the model stays in %s", _paths(recipe)["runs"] / "finetune" / "pipeline")
@@ -241,7 +278,8 @@ def step_ship(recipe: DemoRecipe) -> None:
 
     def write(tmp: Path) -> None:
         shutil.copytree(source, tmp)
-        card = {"recipe": to_dict(recipe), "benchmark": results["aggregates"]}
+        timing = json.loads((paths["eval"] / "timing.json").read_text())
+        card = {"recipe": to_dict(recipe), "benchmark": results["aggregates"], "timing": timing}
         (tmp / "training.json").write_text(json.dumps(card, indent=1, default=str) + "\n")
 
     _replace_dir(Path(recipe.ship_to), write)
@@ -251,7 +289,7 @@ STEPS: dict[str, Callable[[DemoRecipe], None]] = {
     "raw": step_raw, "stage1": step_stage1, "global_pairs": step_global_pairs, "stage2": step_stage2,
     "benchmark": step_benchmark, "init": step_init, "cache_stage1": step_cache_stage1,
     "cache_stage2": step_cache_stage2, "pretrain": step_pretrain, "finetune": step_finetune,
-    "evaluate": step_evaluate, "ship": step_ship,
+    "evaluate": step_evaluate, "timing": step_timing, "ship": step_ship,
 }  # fmt: skip
 
 

@@ -37,7 +37,7 @@ from PIL import Image
 from editor.loading import PRECISIONS, LoadOptions, load_pipeline
 from editor.masks import PROPAGATIONS, overlay_mask
 from editor.memory import PLANS
-from editor.pipeline import EditProgress, VideoEditPipeline
+from editor.pipeline import EditProgress, VideoEditPipeline, VideoEditPipelineOutput
 from editor.presets import PRESETS
 from editor.quantization import METHODS, Quantization
 from editor.video import frame_count_for, probe_video, read_video, write_video
@@ -57,6 +57,7 @@ KEEP_OUTPUTS_S = 24 * 3600
 PREVIEW_FRAMES = 8
 # The mask is painted on the frame scaled up to about this many pixels on its long side (small models see tiny frames).
 PAINT_SIDE = 512
+# How long ZeroGPU lends its GPU for one edit: the full-size model's 50 steps at 768x480 with room to spare.
 GPU_SECONDS = 300
 STILL_IMAGE_CODECS = frozenset({"png", "mjpeg", "webp", "bmp", "tiff", "jpeg2000", "qoi"})
 
@@ -150,12 +151,14 @@ class Studio:
     # Inputs -------------------------------------------------------------------------------------------------------
 
     def resolutions(self) -> list[str]:
+        """Sizes to offer: auto (the clip's aspect at the model's area), the model's own, transposed, and half."""
         d, m = self.defaults, self.pipe.spatial_multiple
         sizes = [(d.width, d.height), (d.height, d.width)]
         sizes.append((max(m, d.width // 2 // m * m), max(m, d.height // 2 // m * m)))
         return ["auto", *dict.fromkeys(f"{w}x{h}" for w, h in sizes)]
 
     def check_upload(self, video: str | None) -> Path:
+        """The uploaded file, if it is a video within the limits; a clear message if not."""
         if not video:
             raise gr.Error("Upload a video first.")
         path = Path(video)
@@ -186,22 +189,19 @@ class Studio:
         d = self.defaults
         with _user_errors(path):
             frames, start = self.pipe.load_source(
-                path,
-                height=height,
-                width=width,
-                num_frames=None,
-                fps=d.fps,
-                start=float(start or 0),
-                end=end,
+                path, height=height, width=width, num_frames=None, fps=d.fps, start=float(start or 0), end=end,
                 resize_mode=resize,
-            )
+            )  # fmt: skip
         count = frame_count_for(min(len(frames), int(max_frames or len(frames))), self.pipe.temporal_multiple)
         return Source(path=path, frames=frames[:count], fps=d.fps, start=start)
 
-    def preview(self, video, start, end, max_frames, resolution, resize, mask_frame):
+    def preview(
+        self, video: str | None, start: float, end: float, max_frames: int, resolution: str, resize: str,
+        mask_frame: int,
+    ) -> tuple:  # fmt: skip
         """Frames the model will see, what they are, and the frame to paint the mask on."""
         if not video:
-            return [], "Upload a clip to see the frames the model will edit.", None, gr.update(maximum=0, value=0)
+            return [], "Upload a clip to see the frames the model will edit.", None, gr.update(maximum=1, value=0)
         source = self.load(video, start, end, max_frames, resolution, resize)
         count, height, width = source.frames.shape[:3]
         picks = np.unique(np.linspace(0, count - 1, min(PREVIEW_FRAMES, count)).round().astype(int))
@@ -224,7 +224,11 @@ class Studio:
             image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)
         return {"background": _save_image(folder / f"paint-{frame}.png", image), "layers": [], "composite": None}
 
-    def paint_frame(self, video, start, end, max_frames, resolution, resize, mask_frame):
+    def paint_frame(
+        self, video: str | None, start: float, end: float, max_frames: int, resolution: str, resize: str,
+        mask_frame: int,
+    ) -> dict | None:  # fmt: skip
+        """The frame to paint the mask on, scaled up for a brush (the mask is scaled back to the model's size)."""
         if not video:
             return None
         source = self.load(video, start, end, max_frames, resolution, resize)
@@ -232,8 +236,9 @@ class Studio:
         return self._paint_background(source, frame, self._request_folder())
 
     def mask_preview(
-        self, video, start, end, max_frames, resolution, resize, editor, mask_frame, propagation, feather
-    ):
+        self, video: str | None, start: float, end: float, max_frames: int, resolution: str, resize: str,
+        editor: dict | None, mask_frame: int, propagation: str, feather: float,
+    ) -> str:  # fmt: skip
         """The mask over the whole clip (tinted red), as the edit will use it."""
         source = self.load(video, start, end, max_frames, resolution, resize)
         painted = _mask_from_editor(editor)
@@ -241,13 +246,9 @@ class Studio:
             raise gr.Error("Paint the region to edit on the frame first (the brush), then preview the mask.")
         with _user_errors(source.path):
             _, feathered = self.pipe.prepare_mask(
-                painted,
-                source.frames,
-                mask_frame=int(mask_frame or 0),
-                mask_propagation=propagation,
-                mask_feather=float(feather),
-                resize_mode=resize,
-            )
+                painted, source.frames, mask_frame=int(mask_frame or 0), mask_propagation=propagation,
+                mask_feather=float(feather), resize_mode=resize,
+            )  # fmt: skip
         folder = self._request_folder()
         return str(write_video(folder / "mask.mp4", overlay_mask(source.frames, feathered), source.fps))
 
@@ -261,10 +262,12 @@ class Studio:
         return Path(tempfile.mkdtemp(prefix="edit-", dir=self.output_root))
 
     def edit(
-        self, video, instruction, start=0.0, end=0.0, max_frames=None, resolution="auto", resize="crop", steps=None,
-        guidance=None, seed=0, randomize=False, editor=None, mask_frame=0, propagation="static", feather=0.0,
-        history=None, request: gr.Request = None, progress=PROGRESS,
-    ):  # fmt: skip
+        self, video: str | None, instruction: str, start: float = 0.0, end: float = 0.0, max_frames: int | None = None,
+        resolution: str = "auto", resize: str = "crop", steps: int | None = None, guidance: float | None = None,
+        seed: int = 0, randomize: bool = False, editor: dict | None = None, mask_frame: int = 0,
+        propagation: str = "static", feather: float = 0.0, history: list[dict] | None = None,
+        request: gr.Request = None, progress=PROGRESS,
+    ) -> tuple:  # fmt: skip
         """Run one edit; returns every output of the page (see `build_demo`). Unset settings are the model's."""
         d = self.defaults
         steps = d.num_inference_steps if steps is None else steps
@@ -275,9 +278,9 @@ class Studio:
         source = self.load(video, start, end, max_frames, resolution, resize)
         painted = _mask_from_editor(editor)
         session = request.session_hash if request is not None and request.session_hash else "local"
-        self._running[session] = threading.Event()
+        self._running[session] = stop = threading.Event()
         began = time.perf_counter()
-        with _user_errors(source.path):
+        with _user_errors(source.path), self._forget(session, stop):
             result = _run_pipeline(
                 self.key, session, source, instruction.strip(), seed, progress, num_inference_steps=int(steps),
                 guidance_scale=float(guidance), resize_mode=resize,
@@ -314,7 +317,7 @@ class Studio:
         edited_path, pair_path, _ = self._write(source, result)
         return edited_path, pair_path
 
-    def _write(self, source: Source, result) -> tuple[str, str, str | None]:
+    def _write(self, source: Source, result: VideoEditPipelineOutput) -> tuple[str, str, str | None]:
         """The edit, original | edit side by side (both with the source's audio) and the mask overlay, as mp4."""
         folder = self._request_folder()
         edited = result.frames[0]
@@ -326,7 +329,16 @@ class Studio:
             paths.append(write_video(folder / "mask.mp4", overlay_mask(source.frames, result.mask), source.fps))
         return str(paths[0]), str(paths[1]), str(paths[2]) if len(paths) > 2 else None
 
+    @contextmanager
+    def _forget(self, session: str, stop: threading.Event):
+        try:
+            yield
+        finally:
+            if self._running.get(session) is stop:
+                del self._running[session]
+
     def cancel(self, request: gr.Request = None) -> str:
+        """Stop this visitor's running edit at its next step."""
         session = request.session_hash if request is not None and request.session_hash else "local"
         stop = self._running.get(session)
         if stop is not None:
@@ -341,7 +353,7 @@ class Studio:
 
     # Outputs ------------------------------------------------------------------------------------------------------
 
-    def compare_frame(self, current: dict | None, index: float):
+    def compare_frame(self, current: dict | None, index: float) -> tuple[str, str] | None:
         """Frame `index` of the current result, original and edited, for the comparison slider."""
         if not current:
             return None
@@ -353,7 +365,7 @@ class Studio:
         return (_save_image(folder / f"compare-{index}-a.png", pair[index, :, :half]),
                 _save_image(folder / f"compare-{index}-b.png", pair[index, :, half:]))  # fmt: skip
 
-    def restore(self, history: list[dict] | None, evt: gr.SelectData):
+    def restore(self, history: list[dict] | None, evt: gr.SelectData) -> tuple:
         """Reopen an earlier edit of this session: its outputs and the settings it was made with."""
         if not history or evt.index is None or not 0 <= int(evt.index) < len(history):
             raise gr.Error("That edit is no longer in the history.")
@@ -384,7 +396,7 @@ def _describe(settings: dict) -> str:
     )
 
 
-def _gallery(history: list[dict]) -> list[tuple[np.ndarray, str]]:
+def _gallery(history: list[dict]) -> list[tuple[str, str]]:
     return [
         (entry["thumb"], f"{i + 1}. {entry['instruction']} ({_describe(entry['settings'])})")
         for i, entry in enumerate(history)

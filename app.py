@@ -38,7 +38,7 @@ from editor.loading import PRECISIONS, LoadOptions, load_pipeline
 from editor.masks import PROPAGATIONS, overlay_mask
 from editor.memory import PLANS
 from editor.pipeline import EditProgress, VideoEditPipeline, VideoEditPipelineOutput
-from editor.presets import PRESETS
+from editor.presets import DEFAULT_MODEL, PRESETS
 from editor.quantization import METHODS, Quantization
 from editor.video import frame_count_for, probe_video, read_video, write_video
 
@@ -46,7 +46,6 @@ logger = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parent
 EXAMPLES_DIR = ROOT / "assets" / "examples"
-DEFAULT_MODEL = "demo"
 
 VIDEO_TYPES = (".mp4", ".mov", ".webm", ".mkv", ".gif")
 MAX_UPLOAD_MB = 50
@@ -277,12 +276,12 @@ class Studio:
         seed = random.randrange(2**31) if randomize else int(seed or 0)
         source = self.load(video, start, end, max_frames, resolution, resize)
         painted = _mask_from_editor(editor)
-        session = request.session_hash if request is not None and request.session_hash else "local"
-        self._running[session] = stop = threading.Event()
+        visitor = request.session_hash if request is not None and request.session_hash else "local"
+        self._running[visitor] = stop = threading.Event()
         began = time.perf_counter()
-        with _user_errors(source.path), self._forget(session, stop):
+        with _user_errors(source.path), self._forget(visitor, stop):
             result = _run_pipeline(
-                self.key, session, source, instruction.strip(), seed, progress, num_inference_steps=int(steps),
+                self.key, visitor, source, instruction.strip(), seed, progress, num_inference_steps=int(steps),
                 guidance_scale=float(guidance), resize_mode=resize,
                 mask=painted, mask_frame=int(mask_frame or 0), mask_propagation=propagation,
                 mask_feather=float(feather),
@@ -330,17 +329,17 @@ class Studio:
         return str(paths[0]), str(paths[1]), str(paths[2]) if len(paths) > 2 else None
 
     @contextmanager
-    def _forget(self, session: str, stop: threading.Event):
+    def _forget(self, visitor: str, stop: threading.Event):
         try:
             yield
         finally:
-            if self._running.get(session) is stop:
-                del self._running[session]
+            if self._running.get(visitor) is stop:
+                del self._running[visitor]
 
     def cancel(self, request: gr.Request = None) -> str:
         """Stop this visitor's running edit at its next step."""
-        session = request.session_hash if request is not None and request.session_hash else "local"
-        stop = self._running.get(session)
+        visitor = request.session_hash if request is not None and request.session_hash else "local"
+        stop = self._running.get(visitor)
         if stop is not None:
             stop.set()
         return "Cancelled."
@@ -366,7 +365,7 @@ class Studio:
                 _save_image(folder / f"compare-{index}-b.png", pair[index, :, half:]))  # fmt: skip
 
     def restore(self, history: list[dict] | None, evt: gr.SelectData) -> tuple:
-        """Reopen an earlier edit of this session: its outputs and the settings it was made with."""
+        """Reopen an earlier edit of this visit: its outputs and the settings it was made with."""
         if not history or evt.index is None or not 0 <= int(evt.index) < len(history):
             raise gr.Error("That edit is no longer in the history.")
         entry = history[int(evt.index)]

@@ -104,7 +104,7 @@ def test_upload_mask_edit_and_see_the_result(page, tmp_path):
         assert shot.stat().st_size > 10_000
         shutil.copy(shot, copy)
 
-    # The session's history reopens an edit with the settings it was made with.
+    # The history reopens an edit with the settings it was made with.
     page.locator("#instruction textarea").fill("something else")
     page.locator("#history img").first.click()
     expect(page.locator("#status")).to_contain_text("Reopened: seed 0, 2 steps", timeout=TIMEOUT_MS)

@@ -496,7 +496,8 @@ def build_demo(
                                             label="Feather (pixels)", info="soft edge inside the mask",
                                             elem_id="feather")  # fmt: skip
                     mask_button = gr.Button("Preview the mask over the clip", elem_id="mask_preview_button")
-                    mask_video = gr.Video(label="Mask over the clip", interactive=False, elem_id="mask_preview")
+                    mask_video = gr.Video(label="Mask over the clip", interactive=False, height=300,
+                                          elem_id="mask_preview")  # fmt: skip
         with gr.Accordion("Settings", open=False):
             with gr.Row():
                 models = list(dict.fromkeys([model_name, *PRESETS]))
@@ -518,12 +519,13 @@ def build_demo(
 
         gr.Markdown("## Result")
         with gr.Row():
-            edited = gr.Video(label="Edited", interactive=False, include_audio=True, buttons=["download"],
+            edited = gr.Video(label="Edited", interactive=False, include_audio=True, buttons=["download"], height=360,
                               elem_id="edited")  # fmt: skip
             side = gr.Video(label="Original | edited", interactive=False, include_audio=True, buttons=["download"],
-                            elem_id="side_by_side")  # fmt: skip
+                            height=360, elem_id="side_by_side")  # fmt: skip
         with gr.Row():
-            compare = gr.ImageSlider(label="Compare a frame (original | edited)", interactive=False, elem_id="compare")
+            compare = gr.ImageSlider(label="Compare a frame (original | edited)", interactive=False, max_height=360,
+                                     elem_id="compare")  # fmt: skip
             with gr.Column():
                 compare_frame = gr.Slider(0, last_frame, value=0, step=1, label="Frame to compare",
                                           elem_id="compare_frame")  # fmt: skip

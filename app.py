@@ -198,9 +198,9 @@ class Studio:
         self, video: str | None, start: float, end: float, max_frames: int, resolution: str, resize: str,
         mask_frame: int,
     ) -> tuple:  # fmt: skip
-        """Frames the model will see, what they are, and the frame to paint the mask on."""
+        """The clip as the model will see it (a video and some frames), what it is, and the frame to paint on."""
         if not video:
-            return [], "Upload a clip to see the frames the model will edit.", None, gr.update(maximum=1, value=0)
+            return None, [], "Upload a clip to see what the model will edit.", None, gr.update(maximum=1, value=0)
         source = self.load(video, start, end, max_frames, resolution, resize)
         count, height, width = source.frames.shape[:3]
         picks = np.unique(np.linspace(0, count - 1, min(PREVIEW_FRAMES, count)).round().astype(int))
@@ -214,7 +214,8 @@ class Studio:
         )
         frame = min(int(mask_frame or 0), count - 1)
         background = self._paint_background(source, frame, folder)
-        return gallery, text, background, gr.update(maximum=max(1, count - 1), value=frame)
+        view = str(write_video(folder / "model_view.mp4", source.frames, source.fps))
+        return view, gallery, text, background, gr.update(maximum=max(1, count - 1), value=frame)
 
     def _paint_background(self, source: Source, frame: int, folder: Path) -> dict:
         image = source.frames[frame]
@@ -459,12 +460,15 @@ def build_demo(
         )
         with gr.Row():
             with gr.Column():
-                source = gr.Video(label=f"Source video ({limits})", sources=["upload"], include_audio=True,
-                                  height=300, elem_id="source")  # fmt: skip
+                # A file upload, not gr.Video's: the browser's video picker refuses GIFs.
+                source = gr.File(label=f"Source video ({limits})", file_types=list(VIDEO_TYPES), height=120,
+                                 elem_id="source")  # fmt: skip
                 with gr.Row():
                     start = gr.Number(0, label="Start (s)", minimum=0, elem_id="start")
                     end = gr.Number(0, label="End (s, 0 = to the end)", minimum=0, elem_id="end")
                 preview_info = gr.Markdown("Upload a clip to see the frames the model will edit.", elem_id="info")
+                model_view = gr.Video(label="The clip as the model sees it", interactive=False, loop=True, height=260,
+                                      elem_id="model_view")  # fmt: skip
                 preview = gr.Gallery(label="Frames the model will see", columns=4, height=220, buttons=[],
                                      elem_id="preview")  # fmt: skip
             with gr.Column():
@@ -543,8 +547,9 @@ def build_demo(
         clip_settings = [source, start, end, frames, resolution, resize]
         clip_changes = [source.change, start.submit, start.blur, end.submit, end.blur, frames.release,
                         resolution.change, resize.change]  # fmt: skip
-        gr.on(clip_changes, studio.preview, [*clip_settings, mask_frame], [preview, preview_info, editor, mask_frame],
-              trigger_mode="always_last", **light)  # fmt: skip
+        previews = [model_view, preview, preview_info, editor, mask_frame]
+        gr.on(clip_changes, studio.preview, [*clip_settings, mask_frame], previews, trigger_mode="always_last",
+              **light)  # fmt: skip
         mask_frame.release(studio.paint_frame, [*clip_settings, mask_frame], editor, **light)
         mask_inputs = [*clip_settings, editor, mask_frame, propagation, feather]
         mask_button.click(studio.mask_preview, mask_inputs, mask_video, **light)

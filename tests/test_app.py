@@ -140,7 +140,7 @@ def test_bad_uploads_give_clear_messages_and_the_app_keeps_serving(client, tmp_p
         "picture.mp4": "picture.mp4 is a still image (PNG), not a video",
         "one_frame.mp4": "one_frame.mp4 contains a single frame",
         "long.mp4": "long.mp4 is 65.0 s long; the limit is 60 s",
-        "still.png": "upload a video",
+        "still.png": "Please upload a file that is one of these formats",
     }
     for name, message in expected.items():
         with pytest.raises(AppError) as error:

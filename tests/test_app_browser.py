@@ -50,6 +50,18 @@ def page(app_url):
         browser.close()
 
 
+def animated_gif(path: Path) -> Path:
+    """The first second of an example clip as a 128x128 GIF."""
+    from PIL import Image
+
+    from editor.video import read_video
+
+    clip = read_video(REPO / "assets" / "examples" / "wolf.mp4", end=1.0)
+    frames = [Image.fromarray(frame).resize((128, 128)) for frame in clip.frames]
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=50, loop=0)
+    return path
+
+
 def paint_stroke(page) -> None:
     """Brush a diagonal stroke across the middle of the mask editor's canvas."""
     editor = page.locator("#mask_editor")
@@ -67,9 +79,15 @@ def test_upload_mask_edit_and_see_the_result(page, tmp_path):
     from playwright.sync_api import expect
 
     has_source = re.compile(r".+")
-    page.locator("#source input[type=file]").set_input_files(str(REPO / "assets" / "examples" / "wolf.mp4"))
+    # A GIF is accepted too (browsers' video pickers refuse them); then it is swapped for an mp4.
+    upload = page.locator("#source input[type=file]")
+    upload.set_input_files(str(animated_gif(tmp_path / "wolf.gif")))
+    expect(page.locator("#info")).to_contain_text("Source: 128x128, 1.0 s", timeout=TIMEOUT_MS)
+    page.locator("#source button[aria-label=Clear]").click()
+    upload.set_input_files(str(REPO / "assets" / "examples" / "wolf.mp4"))
     expect(page.locator("#info")).to_contain_text("The model sees 9 frames of 64x64", timeout=TIMEOUT_MS)
     expect(page.locator("#preview img")).to_have_count(8, timeout=TIMEOUT_MS)
+    expect(page.locator("#model_view video")).to_have_attribute("src", has_source, timeout=TIMEOUT_MS)
     page.locator("#instruction textarea").fill("Turn the wolf into a red fox.")
 
     # The editor's background arrives with the preview; a stroke drawn before it would be dropped with the reset.

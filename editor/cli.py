@@ -15,6 +15,7 @@ from pathlib import Path
 from .loading import PRECISIONS
 from .masks import PROPAGATIONS
 from .memory import PLANS
+from .presets import DEFAULT_MODEL, PRESETS
 from .quantization import BACKENDS, METHODS
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_MODEL = 0, 1, 2, 3
@@ -39,7 +40,10 @@ def build_parser() -> argparse.ArgumentParser:
     edit.add_argument("input", type=Path, help="source video (mp4, mov, webm, mkv, gif)")
     edit.add_argument("-i", "--instruction", required=True, help='what to change, e.g. "replace the dog with a cat"')
     edit.add_argument("-o", "--output", type=Path, required=True, help="edited video to write (.mp4)")
-    edit.add_argument("--model", required=True, help="a preset (icve) or a pipeline folder written by save_pretrained")
+    edit.add_argument(
+        "--model", default=DEFAULT_MODEL,
+        help=f"a preset ({', '.join(PRESETS)}; default {DEFAULT_MODEL}) or a folder written by save_pretrained",
+    )  # fmt: skip
     edit.add_argument("--base", help="icve: HunyuanVideo base folder (diffusers layout) or hub id")
     edit.add_argument("--transformer", help="icve: ICVE transformer folder (original or diffusers layout) or hub id")
     edit.add_argument("--precision", choices=sorted(PRECISIONS), help="bf16 on CUDA and fp32 on CPU by default")

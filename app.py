@@ -16,6 +16,7 @@ except ImportError:
     spaces = None
 
 import argparse
+import json
 import logging
 import random
 import shutil
@@ -60,6 +61,7 @@ PAINT_SIDE = 512
 GPU_SECONDS = 300
 STILL_IMAGE_CODECS = frozenset({"png", "mjpeg", "webp", "bmp", "tiff", "jpeg2000", "qoi"})
 
+# Examples of real footage, for models trained on it; the demo model's come from its own world (see `examples_for`).
 EDIT_TYPES = {
     "recolour": "Make the car bright red.",
     "add": "Add black glasses to the person's face.",
@@ -75,6 +77,22 @@ EXAMPLE_CLIPS = (
     ("glasses.mp4", "Add black glasses to the person's face."),
     ("hiker.mp4", "Make it a snowy winter scene."),
 )
+# Clips of the procedural world the demo model was trained on, written by
+# `python -m training.world pairs assets/examples/demo --count 6 --seed 4242 --size 192 --fps 4.5 --phrasing train
+# --playable --prefix example`.
+DEMO_EXAMPLES = EXAMPLES_DIR / "demo" / "manifest.jsonl"
+
+
+def examples_for(model_name: str) -> tuple[list[tuple[Path, str]], dict[str, str]]:
+    """Example clips with instructions, and one instruction per edit type, that suit the model: the world's for the
+    demo model (real footage means nothing to it), real footage for the others."""
+    if model_name == DEFAULT_MODEL and DEMO_EXAMPLES.is_file():
+        records = [json.loads(line) for line in DEMO_EXAMPLES.read_text().splitlines() if line.strip()]
+        clips = [(ROOT / r["source"]["path"], r["instruction"]) for r in records]
+        return clips, {r["edit_type"]: r["instruction"] for r in records}
+    return [(EXAMPLES_DIR / name, text) for name, text in EXAMPLE_CLIPS], EDIT_TYPES
+
+
 # One tracker for every handler: it reports to whichever request is running (gradio keeps that in a context variable).
 PROGRESS = gr.Progress()
 STAGES = {"encode": "Encoding the instruction and the source", "denoise": "Denoising", "decode": "Decoding frames"}
@@ -444,6 +462,7 @@ def build_demo(
     too slow to run for a click on an example.
     """
     studio = Studio(pipe, model_name, output_root)
+    example_clips, example_instructions = examples_for(model_name)
     d = pipe.defaults
     cache = model_name == DEFAULT_MODEL if cache_examples is None else cache_examples
     limits = f"mp4, mov, webm, mkv or gif, up to {MAX_UPLOAD_MB} MB and {MAX_SECONDS:.0f} s"
@@ -474,8 +493,8 @@ def build_demo(
             with gr.Column():
                 instruction = gr.Textbox(label="Instruction (Enter runs the edit)", max_lines=3, elem_id="instruction",
                                          placeholder="e.g. Turn the wolf into a red fox.")  # fmt: skip
-                gr.Examples([[text] for text in EDIT_TYPES.values()], inputs=[instruction],
-                            example_labels=[f"{kind}: {text}" for kind, text in EDIT_TYPES.items()],
+                gr.Examples([[text] for text in example_instructions.values()], inputs=[instruction],
+                            example_labels=[f"{kind}: {text}" for kind, text in example_instructions.items()],
                             label="Example instructions by edit type")  # fmt: skip
                 with gr.Row():
                     run = gr.Button("Edit", variant="primary", elem_id="run")
@@ -538,7 +557,7 @@ def build_demo(
         gallery = gr.Gallery(label="Edits so far (click one to go back to it)", columns=6, height=200,
                              allow_preview=False, fit_columns=False, object_fit="contain",
                              elem_id="history")  # fmt: skip
-        clips = [[str(EXAMPLES_DIR / name), text] for name, text in EXAMPLE_CLIPS if (EXAMPLES_DIR / name).is_file()]
+        clips = [[str(path), text] for path, text in example_clips if path.is_file()]
         if clips:
             gr.Examples(clips, inputs=[source, instruction], outputs=[edited, side], fn=studio.edit_example,
                         cache_examples=cache, cache_mode="lazy" if cache else None, preload=False,

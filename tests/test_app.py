@@ -232,3 +232,18 @@ def test_demo_with_lazily_cached_examples_builds(studio):
     demo = app.build_demo(studio.pipe, model_name="demo", cache_examples=True)
     examples = [block for block in demo.blocks.values() if type(block).__name__ == "Dataset"]
     assert len(examples) == 2  # instructions by edit type, and the example clips
+
+
+def test_the_demo_model_gets_examples_from_its_own_world():
+    import app
+    from editor.video import probe_video
+    from training.world import parse_instruction
+
+    clips, per_type = app.examples_for("demo")
+    assert sorted(per_type) == sorted(["add", "remove", "replace", "recolour", "background", "style"])
+    for path, instruction in clips:
+        assert path.is_file() and path.resolve().is_relative_to(app.EXAMPLES_DIR)  # served from the allowed folder
+        assert probe_video(path).duration == pytest.approx(2.0, abs=0.25)  # what the demo model edits in one go
+        assert parse_instruction(instruction) is not None
+    real, _ = app.examples_for("path/to/another/model")
+    assert all(path.parent == app.EXAMPLES_DIR for path, _ in real)

@@ -40,12 +40,14 @@ def main() -> int:
         "--phrasing", choices=("all", "train", "heldout"), default="all",
         help="instruction templates: train for training sets, heldout for benchmarks",
     )  # fmt: skip
+    pairs.add_argument("--playable", action="store_true", help="browser-playable H.264 instead of lossless")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if args.command == "pairs":
         write_edit_pairs(
             args.output, args.count, seed=args.seed, types=tuple(args.types), frames=args.frames, fps=args.fps,
             size=args.size, exclude=args.exclude, prefix=args.prefix, phrasing=args.phrasing,
+            lossless=not args.playable,
         )  # fmt: skip
         return 0
     paths = write_raw_videos(args.output, args.count, args.seed, args.duration, args.fps, args.size, args.workers)

@@ -49,12 +49,14 @@ def write_edit_pairs(
     exclude: Iterable[Path] = (),
     prefix: str = "pair",
     phrasing: str = "all",
+    lossless: bool = True,
 ) -> Path:
     """Write `count` pairs, as evenly spread over `types` as possible, to `output/manifest.jsonl`; return its path.
 
     `phrasing` picks the instruction templates: "train" for training data, "heldout" for a benchmark (templates no
     "train" instruction uses), "all". Instructions found in any `exclude` manifest (compared case-insensitively)
-    are rephrased as well; the number of rephrasings is logged.
+    are rephrased as well; the number of rephrasings is logged. `lossless=False` writes browser-playable H.264
+    instead of exact pixels (for example clips, not for ground truth).
     """
     from editor.video import write_video
     from training.curation.manifest import clip, write_jsonl
@@ -93,7 +95,7 @@ def write_edit_pairs(
             source, target, mask = render_pair(scene, edit, frames, size, size)
             mask_rgb = np.repeat(mask[..., None].astype(np.uint8) * 255, 3, axis=-1)  # F, H, W, 3
             for name, video in (("source", source), ("target", target), ("mask", mask_rgb)):
-                write_video(paths[name], video, fps, lossless=True)
+                write_video(paths[name], video, fps, lossless=lossless)
         records.append({
             "id": pair_id, "source": clip(paths["source"], 0.0, seconds),
             "target": clip(paths["target"], 0.0, seconds), "mask": clip(paths["mask"], 0.0, seconds),

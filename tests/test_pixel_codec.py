@@ -53,3 +53,33 @@ def test_save_and_load(tmp_path):
     PixelPackCodec(scaling_factor=1.7).save_pretrained(tmp_path / "vae")
     loaded = PixelPackCodec.from_pretrained(tmp_path / "vae")
     assert loaded.config.scaling_factor == 1.7 and loaded.dtype == torch.float32
+
+
+def test_projection_keeps_what_lies_in_the_fitted_subspace(tmp_path):
+    # Clips built from 5 patch patterns: 5 components hold them exactly, fewer lose some. (One frame per latent
+    # frame, so that decoding does not average the first frame's copies.)
+    torch.manual_seed(0)
+    exact = PixelPackCodec(spatial_compression_ratio=4, temporal_compression_ratio=1)
+    patterns = torch.randn(5, exact.packed_channels)  # 5, P
+    weights = torch.randn(6, 5, 3, 4, 4)  # N, K, F', H', W'
+    packed = torch.einsum("nkfhw,kp->npfhw", weights, patterns)
+    videos = exact.decode(packed).sample  # the clips whose packed patches these are
+
+    codec = PixelPackCodec(spatial_compression_ratio=4, temporal_compression_ratio=1, projection_dim=5)
+    kept = codec.fit_projection(videos)
+    assert kept == pytest.approx(1.0, abs=1e-6)
+    latents = codec.encode(videos).latent_dist.mode()
+    assert latents.shape == (6, 5, 3, 4, 4) and codec.latent_channels == 5
+    torch.testing.assert_close(codec.decode(latents).sample, videos, atol=1e-4, rtol=0)
+
+    smaller = PixelPackCodec(spatial_compression_ratio=4, temporal_compression_ratio=1, projection_dim=3)
+    assert smaller.fit_projection(videos) < 0.99
+    assert (smaller.decode(smaller.encode(videos).latent_dist.mode()).sample - videos).abs().max() > 0.1
+
+    codec.save_pretrained(tmp_path / "codec")
+    loaded = PixelPackCodec.from_pretrained(tmp_path / "codec")
+    torch.testing.assert_close(loaded.encode(videos).latent_dist.mode(), latents)
+    with pytest.raises(ValueError, match="projection_dim=0"):
+        PixelPackCodec(projection_dim=0)
+    with pytest.raises(ValueError, match="no projection"):
+        exact.fit_projection(videos)

@@ -48,7 +48,8 @@ class ModelSettings:
     frames: int = 9
     fps: float = 8.0
     size: int = 64
-    statistics_clips: int = 200  # clips the codec's mean and std are measured on
+    projection_dim: int | None = 128  # principal components per token; None keeps every packed pixel
+    statistics_clips: int = 200  # editing pairs whose source and target clips the codec is fitted on
 
 
 @dataclass
@@ -143,19 +144,20 @@ def step_init(recipe: DemoRecipe) -> None:
     from editor.presets import EditDefaults
     from editor.video import read_video
     from training.curation.manifest import read_manifest
-    from training.recipes.demo_model import build_demo_pipeline, clip_statistics
+    from training.recipes.demo_model import build_demo_pipeline, fit_codec
 
     paths = _paths(recipe)
     m = recipe.model
     records = list(read_manifest(paths["stage2"] / "manifest.jsonl"))[: m.statistics_clips]
-    clips = [read_video(r["source"]["path"], fps=m.fps, start=r["source"]["start"], end=r["source"]["end"]).frames
-             for r in records]  # fmt: skip
-    mean, std = clip_statistics(clips)
-    logger.info("codec: pixel mean %.4f, std %.4f over %d clips", mean, std, len(clips))
+    clips = [
+        read_video(r[side]["path"], fps=m.fps, start=r[side]["start"], end=r[side]["end"]).frames[: m.frames]
+        for r in records for side in ("source", "target")
+    ]  # fmt: skip
+    codec = fit_codec(clips, m.projection_dim)
     defaults = EditDefaults(num_inference_steps=m.steps, guidance_scale=m.guidance_scale, embedded_guidance_scale=1.0,
                             height=m.size, width=m.size, num_frames=m.frames, fps=m.fps)  # fmt: skip
     torch_seed(recipe.seed)
-    pipe = build_demo_pipeline(defaults, m.flow_shift, mean, std, m.transformer)
+    pipe = build_demo_pipeline(defaults, m.flow_shift, codec, m.transformer)
     _replace_dir(paths["init"], lambda tmp: pipe.save_pretrained(tmp, safe_serialization=True))
 
 

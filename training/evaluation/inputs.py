@@ -11,8 +11,7 @@ from typing import Any
 import numpy as np
 
 from editor.video import VideoError, conform_clip, read_video
-from training.curation.manifest import PAIR_FIELDS, read_jsonl
-from training.curation.manifest import _check_clip as check_clip_reference
+from training.curation.manifest import PAIR_FIELDS, check_clip_reference, read_jsonl
 
 MASK_THRESHOLD = 127  # mask videos are white where edited; compression leaves grey near the edges
 

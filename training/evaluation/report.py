@@ -14,7 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from training.cache import _atomic_write
+from training.cache import atomic_write
 from training.curation.backends.base import sample_frames
 
 from .scoring import METRIC_INFO
@@ -381,7 +381,7 @@ def render_html(results: dict, output: Path, plots: list[str]) -> str:
 
 def write_text(path: Path, text: str) -> Path:
     """Through a temporary file renamed over `path`: a killed run never leaves half a file behind."""
-    _atomic_write(path, lambda tmp: tmp.write_text(text))
+    atomic_write(path, lambda tmp: tmp.write_text(text))
     return path
 
 

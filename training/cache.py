@@ -44,9 +44,9 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch.utils.data import Dataset
 
-from editor.video import VideoError, conform_clip, read_video
+from editor.video import VideoError
 from training.config import load_config
-from training.curation.manifest import read_manifest
+from training.curation.manifest import ClipTooShort, read_clip, read_manifest
 
 logger = logging.getLogger(__name__)
 
@@ -232,14 +232,11 @@ def _open_index(config: CacheConfig, settings: dict[str, Any]) -> CacheIndex:
 def _read_clip(reference: dict, config: CacheConfig) -> np.ndarray:
     """A manifest clip as the model sees it; raises `_Skip` with a countable reason when it cannot be used."""
     try:
-        clip = read_video(
-            reference["path"], fps=config.fps, start=reference["start"], end=reference["end"], max_frames=config.frames
-        )
+        return read_clip(reference, fps=config.fps, frames=config.frames, height=config.height, width=config.width)
+    except ClipTooShort as error:
+        raise _Skip("too short", str(error)) from error
     except VideoError as error:
         raise _Skip("unreadable", str(error)) from error
-    if len(clip.frames) < config.frames:
-        raise _Skip("too short", f"{reference['path']}: {len(clip.frames)} frames at {config.fps:g} fps")
-    return conform_clip(clip.frames, num_frames=config.frames, height=config.height, width=config.width)
 
 
 class _Skip(Exception):

@@ -15,8 +15,8 @@ import numpy as np
 import torch
 
 from editor.pipeline import VideoEditPipeline
-from editor.video import VideoError, conform_clip, read_video, write_video
-from training.curation.manifest import read_manifest
+from editor.video import VideoError, write_video
+from training.curation.manifest import read_clip, read_manifest
 
 logger = logging.getLogger(__name__)
 
@@ -56,13 +56,9 @@ class ValidationSample:
 
 
 def _read(reference: dict, settings: dict) -> np.ndarray:
-    clip = read_video(
-        reference["path"], fps=settings["fps"], start=reference["start"], end=reference["end"],
-        max_frames=settings["frames"],
-    )  # fmt: skip
-    if len(clip.frames) < settings["frames"]:
-        raise VideoError(f"{reference['path']}: {len(clip.frames)} frames, {settings['frames']} needed")
-    return conform_clip(clip.frames, num_frames=settings["frames"], height=settings["height"], width=settings["width"])
+    return read_clip(
+        reference, fps=settings["fps"], frames=settings["frames"], height=settings["height"], width=settings["width"]
+    )
 
 
 def load_validation_set(config: ValidationConfig, settings: dict) -> list[ValidationSample]:

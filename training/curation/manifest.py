@@ -26,6 +26,10 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+import numpy as np
+
+from editor.video import VideoError, conform_clip, read_video
+
 PAIR_FIELDS = ("id", "source", "target", "instruction", "edit_type", "mask", "scores", "provenance", "stages")
 
 
@@ -84,3 +88,18 @@ def read_jsonl(path: str | Path) -> Iterator[dict]:
 def read_manifest(path: str | Path) -> list[dict]:
     """Read and validate a pairs manifest."""
     return [validate_pair(record) for record in read_jsonl(path)]
+
+
+class ClipTooShort(VideoError):
+    """A clip reference that decodes but has fewer frames than the model needs at its frame rate."""
+
+
+def read_clip(
+    reference: dict, *, fps: float, frames: int, height: int, width: int, resize_mode: str = "crop"
+) -> np.ndarray:
+    """A clip reference as the model sees it: `frames` uint8 `[F, H, W, 3]` frames at `fps`, resized to the model's
+    size. Raises `ClipTooShort` when the range holds too few frames, `VideoError` when it cannot be read."""
+    clip = read_video(reference["path"], fps=fps, start=reference["start"], end=reference["end"], max_frames=frames)
+    if len(clip.frames) < frames:
+        raise ClipTooShort(f"{reference['path']}: {len(clip.frames)} frames at {fps:g} fps, {frames} needed")
+    return conform_clip(clip.frames, num_frames=frames, height=height, width=width, resize_mode=resize_mode)

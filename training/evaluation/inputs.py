@@ -10,8 +10,9 @@ from typing import Any
 
 import numpy as np
 
-from editor.video import VideoError, conform_clip, read_video
-from training.curation.manifest import PAIR_FIELDS, check_clip_reference, read_jsonl
+from editor.video import VideoError
+from training.curation.manifest import PAIR_FIELDS, ClipTooShort, check_clip_reference, read_jsonl
+from training.curation.manifest import read_clip as read_clip_reference
 
 MASK_THRESHOLD = 127  # mask videos are white where edited; compression leaves grey near the edges
 
@@ -76,21 +77,16 @@ def sample_name(record_id: str) -> str:
 
 
 def read_clip(reference: dict, geometry: Geometry, what: str) -> np.ndarray:
-    """A clip as the model sees it (as `training.cache` reads clips); a `_Drop` when it cannot be used."""
+    """A clip as the model sees it (as `training.cache` reads clips); a `Drop` when it cannot be used."""
     try:
-        clip = read_video(
-            reference["path"], fps=geometry.fps, start=reference["start"], end=reference["end"],
-            max_frames=geometry.frames,
+        return read_clip_reference(
+            reference, fps=geometry.fps, frames=geometry.frames, height=geometry.height, width=geometry.width,
+            resize_mode=geometry.resize_mode,
         )  # fmt: skip
+    except ClipTooShort as error:
+        raise Drop(f"{what} too short", str(error)) from error
     except VideoError as error:
         raise Drop(f"{what} unreadable", str(error)) from error
-    if len(clip.frames) < geometry.frames:
-        detail = f"{reference['path']}: {len(clip.frames)} frames at {geometry.fps:g} fps, {geometry.frames} needed"
-        raise Drop(f"{what} too short", detail)
-    return conform_clip(
-        clip.frames, num_frames=geometry.frames, height=geometry.height, width=geometry.width,
-        resize_mode=geometry.resize_mode,
-    )  # fmt: skip
 
 
 def read_mask(reference: dict, geometry: Geometry) -> np.ndarray:

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from training.config import from_dict, load_config
+from training.config import from_dict, load_config, to_dict
 from training.recipes.demo import REPO, DemoRecipe, eval_config, train_config
 
 logger = logging.getLogger(__name__)
@@ -94,7 +94,7 @@ def run_variant(recipe: DemoRecipe, config: AblationConfig, variant: str, seed: 
     init = str(_offset_init(recipe) if variant.endswith("offset") else Path(recipe.root) / "init")
     for stage, steps in _stages(variant, config):
         base = train_config(recipe, stage)
-        values = {**_plain(base), **config.train, "steps": steps, "seed": seed, "init": init}
+        values = {**to_dict(base), **config.train, "steps": steps, "seed": seed, "init": init}
         values["output"] = str(folder / stage)
         values["validation"] = {**values.get("validation", {}), "every": 10**9}  # edits at the end only
         if stage == "finetune" and variant.endswith("10pct"):
@@ -106,12 +106,6 @@ def run_variant(recipe: DemoRecipe, config: AblationConfig, variant: str, seed: 
             train(from_dict(TrainConfig, values), resume=True)
         init = str(final)
     return Path(init)
-
-
-def _plain(config) -> dict[str, Any]:
-    from training.config import to_dict
-
-    return to_dict(config)
 
 
 def _summarise(rows: list[dict]) -> dict[str, dict]:

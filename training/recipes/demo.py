@@ -168,7 +168,7 @@ def _cache(recipe: DemoRecipe, stage: str) -> None:
     m = recipe.model
     build_cache(CacheConfig(
         manifest=paths[stage] / "manifest.jsonl", model=paths["init"], output=paths[f"cache-{stage}"],
-        frames=m.frames, fps=m.fps, height=m.size, width=m.size, device="cpu" if not _cuda() else None,
+        frames=m.frames, fps=m.fps, height=m.size, width=m.size,
     ))  # fmt: skip
 
 

@@ -29,11 +29,9 @@ import dataclasses
 import hashlib
 import json
 import logging
-import os
 import sys
-import tempfile
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,6 +43,7 @@ from safetensors.torch import save_file
 from torch.utils.data import Dataset
 
 from editor.video import VideoError
+from training.atomic import atomic_write
 from training.config import load_config
 from training.curation.manifest import ClipTooShort, read_clip, read_manifest
 
@@ -150,19 +149,6 @@ class CacheIndex:
 
 
 # Files ------------------------------------------------------------------------------------------------------------
-
-
-def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
-    """Write through a temporary file beside `path`, renamed over it when complete: readers never see half a file."""
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def _sha256(path: Path) -> str:

@@ -13,6 +13,8 @@ from pathlib import Path
 
 from torch import nn
 
+from training.atomic import atomic_write_dir
+
 logger = logging.getLogger(__name__)
 
 
@@ -29,17 +31,15 @@ def pipeline_folder_of(reference: str | Path | None) -> Path:
 def save_pipeline(transformer: nn.Module, base: Path, folder: Path) -> Path:
     """Write `folder`: `base`'s components with `transformer` in place of its own, atomically (temporary folder,
     renamed when complete)."""
-    base, folder = Path(base).resolve(), Path(folder)
-    tmp = folder.parent / f".{folder.name}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
+    base = Path(base).resolve()
 
     def skip_transformer(directory: str, names: list[str]) -> list[str]:
         return ["transformer"] if Path(directory).resolve() == base else []
 
-    shutil.copytree(base, tmp, ignore=skip_transformer)
-    transformer.save_pretrained(tmp / "transformer", safe_serialization=True)
-    if folder.exists():
-        shutil.rmtree(folder)
-    tmp.rename(folder)
+    def write(tmp: Path) -> None:
+        shutil.copytree(base, tmp, ignore=skip_transformer)
+        transformer.save_pretrained(tmp / "transformer", safe_serialization=True)
+
+    atomic_write_dir(folder, write)
     logger.info("saved pipeline %s (components from %s)", folder, base)
     return folder

@@ -14,7 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from training.cache import atomic_write
+from training.atomic import atomic_write
 from training.curation.backends.base import sample_frames
 
 from .scoring import METRIC_INFO

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from training.atomic import atomic_write_dir
 from training.config import from_dict, load_config, to_dict
 from training.recipes.demo import REPO, DemoRecipe, eval_config, train_config
 
@@ -65,14 +66,15 @@ def _offset_init(recipe: DemoRecipe) -> Path:
     init = Path(recipe.root) / "init"
     folder = Path(recipe.root) / "ablation" / "init-offset"
     if not (folder / "model_index.json").is_file():
-        tmp = folder.parent / f".{folder.name}.tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.copytree(init, tmp)
-        config_path = tmp / "transformer" / "config.json"
-        config = json.loads(config_path.read_text())
-        config["source_rope"] = "offset"
-        config_path.write_text(json.dumps(config, indent=2) + "\n")
-        tmp.rename(folder)
+
+        def write(tmp: Path) -> None:
+            shutil.copytree(init, tmp)
+            config_path = tmp / "transformer" / "config.json"
+            config = json.loads(config_path.read_text())
+            config["source_rope"] = "offset"
+            config_path.write_text(json.dumps(config, indent=2) + "\n")
+
+        atomic_write_dir(folder, write)
     return folder
 
 

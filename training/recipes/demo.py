@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from training.atomic import atomic_write_dir
 from training.config import from_dict, load_config, to_dict
 
 logger = logging.getLogger(__name__)
@@ -142,23 +143,20 @@ def step_benchmark(recipe: DemoRecipe) -> None:
 
 def step_init(recipe: DemoRecipe) -> None:
     from editor.presets import EditDefaults
-    from editor.video import read_video
-    from training.curation.manifest import read_manifest
+    from training.curation.manifest import read_clip, read_manifest
     from training.recipes.demo_model import build_demo_pipeline, fit_codec
 
     paths = _paths(recipe)
     m = recipe.model
     records = list(read_manifest(paths["stage2"] / "manifest.jsonl"))[: m.statistics_clips]
-    clips = [
-        read_video(r[side]["path"], fps=m.fps, start=r[side]["start"], end=r[side]["end"]).frames[: m.frames]
-        for r in records for side in ("source", "target")
-    ]  # fmt: skip
+    geometry = {"fps": m.fps, "frames": m.frames, "height": m.size, "width": m.size}
+    clips = [read_clip(r[side], **geometry) for r in records for side in ("source", "target")]
     codec = fit_codec(clips, m.projection_dim)
     defaults = EditDefaults(num_inference_steps=m.steps, guidance_scale=m.guidance_scale, embedded_guidance_scale=1.0,
                             height=m.size, width=m.size, num_frames=m.frames, fps=m.fps)  # fmt: skip
     torch_seed(recipe.seed)
     pipe = build_demo_pipeline(defaults, m.flow_shift, codec, m.transformer)
-    _replace_dir(paths["init"], lambda tmp: pipe.save_pretrained(tmp, safe_serialization=True))
+    atomic_write_dir(paths["init"], lambda tmp: pipe.save_pretrained(tmp, safe_serialization=True))
 
 
 def _cache(recipe: DemoRecipe, stage: str) -> None:
@@ -284,7 +282,7 @@ def step_ship(recipe: DemoRecipe) -> None:
         card = {"recipe": to_dict(recipe), "benchmark": results["aggregates"], "timing": timing}
         (tmp / "training.json").write_text(json.dumps(card, indent=1, default=str) + "\n")
 
-    _replace_dir(Path(recipe.ship_to), write)
+    atomic_write_dir(Path(recipe.ship_to), write)
 
 
 STEPS: dict[str, Callable[[DemoRecipe], None]] = {
@@ -314,17 +312,6 @@ def _cuda() -> bool:
     import torch
 
     return torch.cuda.is_available()
-
-
-def _replace_dir(final: Path, write: Callable[[Path], object]) -> None:
-    """Write a folder through a temporary sibling renamed into place, so a killed run never leaves half of one."""
-    tmp = final.parent / f".{final.name}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    write(tmp)
-    if final.exists():
-        shutil.rmtree(final)
-    tmp.rename(final)
 
 
 def _done_file(recipe: DemoRecipe, step: str) -> Path:

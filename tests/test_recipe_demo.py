@@ -85,3 +85,24 @@ def test_ablation_trains_every_variant_at_equal_compute(toy):
     offset = json.loads((transformer / "config.json").read_text())
     assert offset["source_rope"] == "offset"
     assert "| pretrain_sft_10pct | 1 |" in (root / "summary.md").read_text()
+
+
+def test_results_page_is_written_from_the_recipe_files(toy, tmp_path):
+    from training.recipes.ablation import AblationConfig
+    from training.recipes.ablation import run as run_ablation
+    from training.recipes.results import main as write_results
+
+    recipe, _, overrides = toy
+    run_ablation(AblationConfig(recipe=RECIPE, recipe_overrides=overrides, budget=4, pretrain_share=0.5))  # resumes
+    output = tmp_path / "docs" / "RESULTS.md"
+    assert write_results(["--output", str(output), *overrides]) == 0
+    text = output.read_text()
+    results = json.loads((Path(recipe.root) / "eval" / "demo" / "results.json").read_text())
+    for edit_type in EDIT_TYPES:
+        assert f"| {edit_type} | 1 |" in text
+        assert (output.parent / "results" / f"strip-{edit_type}.png").is_file()
+    overall = results["aggregates"]["overall"]["clean_success"]
+    assert f"| all | 6 | {100 * overall['rate']:.0f}% ({overall['hits']}/{overall['of']})" in text
+    assert "| finetune |" in text and "| pretrain_sft_offset | 1 |" in text
+    assert "budget=4 pretrain_share=0.5 seeds=[0]" in text
+    assert (output.parent / "results" / "ablation.png").is_file()

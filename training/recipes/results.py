@@ -19,6 +19,7 @@ from pathlib import Path
 
 from training.config import load_config
 from training.recipes.demo import REPO, STEPS, DemoRecipe
+from training.run_log import read_log
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +36,17 @@ def _pct(value: float | None) -> str:
 
 def _num(value: float | None, digits: int = 1) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _training_loop_seconds(run: Path, stage: dict) -> float | None:
+    """Seconds spent in optimizer steps, from the run's log. Unlike a step's wall time it holds across kills and
+    resumes, since the log keeps one record per window of steps."""
+    samples_per_step = stage.get("batch_size", 1) * stage.get("gradient_accumulation", 1)
+    total, previous = 0.0, 0
+    for record in read_log(run):
+        total += (record["step"] - previous) * samples_per_step / record["samples_per_s"]
+        previous = record["step"]
+    return total or None
 
 
 def _type_rows(model: dict, identity: dict) -> list[str]:
@@ -68,6 +80,17 @@ def _ablation_section(root: Path, images: Path) -> list[str]:
         lines.append(f"| {run['variant']} | {run['seed']} | {_pct(run['clean_success'])} | {_pct(run['verified'])} | "
                      f"{_num(run['psnr'])} |")  # fmt: skip
     return [*lines, ""]
+
+
+def _ablation_settings(root: Path) -> str:
+    """The ablation's command-line settings that made its summary, so the reproduce line is the one that ran."""
+    path = root / "ablation" / "summary.json"
+    if not path.is_file():
+        return ""
+    summary = json.loads(path.read_text())
+    seeds = sorted({run["seed"] for run in summary["runs"]})
+    seeds_arg = ",".join(map(str, seeds))
+    return f" budget={summary['budget_steps']} pretrain_share={summary['pretrain_share']:g} seeds=[{seeds_arg}]"
 
 
 def _ablation_plot(summary: dict, path: Path) -> str:
@@ -158,16 +181,25 @@ def write_results(recipe: DemoRecipe, output: Path, config_path: Path) -> Path:
             f"with {timing['threads']} threads ({timing['machine']}).",
             "",
         ]
-    lines += ["Recipe wall time per step (seconds, on the machine that ran it):", "", "| step | seconds |",
-              "|---|---|", *[f"| {n} | {s:.0f} |" for n, s in seconds.items()],
-              f"| total | {sum(seconds.values()):.0f} |", ""]  # fmt: skip
+    loops = {stage: _training_loop_seconds(root / "runs" / stage, getattr(recipe, stage))
+             for stage in ("pretrain", "finetune")}  # fmt: skip
+    lines += [
+        "Recipe wall time per step (seconds, on the machine that ran it). A step that was killed and resumed shows "
+        "its last run only; for the training steps the time in optimizer steps, summed from the run's log over "
+        "every resume, is beside it.",
+        "",
+        "| step | seconds | optimizer steps (from the log) |",
+        "|---|---|---|",
+        *[f"| {n} | {s:.0f} | {_num(loops.get(n), 0) if n in loops else ''} |" for n, s in seconds.items()],
+        "",
+    ]
     lines += ["## Ablation", "", *_ablation_section(root, images)]
     lines += [
         "## Reproduce",
         "",
         "```bash",
         f"python -m training.recipes.demo{config_arg}          # data, curation, training, evaluation, timing, ship",
-        f"python -m training.recipes.ablation recipe={config_path}",
+        f"python -m training.recipes.ablation recipe={config_path}{_ablation_settings(root)}",
         f"python -m training.recipes.results{config_arg}",
         "```",
         "",

@@ -630,7 +630,8 @@ def load_model(args: argparse.Namespace) -> tuple[VideoEditPipeline, str]:
     pipe = load_pipeline(args.model, base=args.base, transformer=args.transformer, options=options)
     pipe.set_progress_bar_config(disable=True)
     precision = {v: k for k, v in PRECISIONS.items()}.get(options.dtype(), str(options.dtype()))
-    summary = f"{precision} on {options.torch_device()}, memory plan {args.memory}, quantization {args.quantization}"
+    plan = pipe.memory_plan + (" (chosen by auto)" if args.memory == "auto" else "")
+    summary = f"{precision} on {options.torch_device()}, memory plan {plan}, quantization {args.quantization}"
     return pipe, summary
 
 

@@ -162,4 +162,5 @@ def apply_memory_plan(pipe, plan: str, device: torch.device) -> None:
         pipe.transformer.enable_group_offload(**options)
         for module in [*pipe.text_encoder.children(), pipe.vae]:
             apply_group_offloading(module, **options)
+    pipe.memory_plan = plan
     logger.info("memory plan: %s on %s", plan, device)

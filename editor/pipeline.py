@@ -81,6 +81,7 @@ class VideoEditPipeline(DiffusionPipeline):
 
     model_cpu_offload_seq = "text_encoder->transformer->vae"
     _callback_tensor_inputs = ("latents",)
+    memory_plan = "none"  # where the parts live while editing; `editor.memory.apply_memory_plan` records its choice
 
     def __init__(
         self,

@@ -247,3 +247,11 @@ def test_the_demo_model_gets_examples_from_its_own_world():
         assert parse_instruction(instruction) is not None
     real, _ = app.examples_for("path/to/another/model")
     assert all(path.parent == app.EXAMPLES_DIR for path, _ in real)
+
+
+def test_the_loaded_model_reports_the_memory_plan_auto_chose(tiny_pipeline_dir):
+    import app
+
+    pipe, summary = app.load_model(app.build_parser().parse_args(["--model", str(tiny_pipeline_dir)]))
+    assert pipe.memory_plan == "none"
+    assert summary == "fp32 on cpu, memory plan none (chosen by auto), quantization none"

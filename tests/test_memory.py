@@ -71,6 +71,7 @@ def test_each_plan_edits_like_the_resident_pipeline(plan):
     pipe = build_tiny_pipeline()
     pipe.set_progress_bar_config(disable=True)
     apply_memory_plan(pipe, plan, torch.device("cpu"))
+    assert pipe.memory_plan == plan  # what the app reports, "auto" having been resolved before
     assert np.array_equal(
         pipe(clip, "make the ball blue", generator=torch.Generator().manual_seed(0)).frames, expected
     )

@@ -11,6 +11,11 @@ The idea of "In-Context Learning with Unpaired Clips for Instruction-based Video
   one space-time grid; `"offset"` instead places the source frames after the target's;
 * only target tokens are projected out: the prediction is for the target alone.
 
+ICVE predicts the target's flow-matching velocity (`prediction="velocity"`). `"source_change"` is an option for
+small models trained on little data: the output is read as the change from the source to the clean target, turned
+into the same velocity, so an untrained model (its output layer starts at zero) already returns its source and
+training only has to learn what the instruction changes.
+
 The module is diffusers' `HunyuanVideoTransformer3DModel` built with token-replace blocks, whose per-token t=0
 modulation of the leading tokens is exactly the source-token modulation above. The parameter names are
 unchanged, so HunyuanVideo and ICVE weights load as they are. Without a source the forward is HunyuanVideo's plain
@@ -32,6 +37,10 @@ from diffusers.utils import apply_lora_scale
 from torch import nn
 
 SOURCE_ROPE_MODES = ("shared", "offset")
+PREDICTIONS = ("velocity", "source_change")
+# A velocity made from a clean-target guess divides by sigma; no sampler step gets near this, and the rare training
+# draw below it must not make an unbounded loss.
+MIN_SIGMA = 0.02
 
 
 class InContextRotaryPosEmbed(nn.Module):
@@ -91,6 +100,7 @@ class ICVETransformer3DModel(HunyuanVideoTransformer3DModel):
         rope_axes_dim: tuple[int, ...] = (16, 56, 56),
         image_condition_type: str | None = "token_replace",
         source_rope: str = "shared",
+        prediction: str = "velocity",
     ) -> None:
         # HunyuanVideo's text-to-video configs say `None`: the blocks are token-replace blocks either way, with the
         # same parameters. Image-latent concatenation changes the input layer and is not an in-context model.
@@ -98,6 +108,8 @@ class ICVETransformer3DModel(HunyuanVideoTransformer3DModel):
             raise ValueError(f"image_condition_type={image_condition_type!r} is not supported by the in-context model")
         if source_rope not in SOURCE_ROPE_MODES:
             raise ValueError(f"source_rope={source_rope!r} is not one of {SOURCE_ROPE_MODES}")
+        if prediction not in PREDICTIONS:
+            raise ValueError(f"prediction={prediction!r} is not one of {PREDICTIONS}")
         if sum(rope_axes_dim) != attention_head_dim:
             raise ValueError(
                 f"rope_axes_dim={tuple(rope_axes_dim)} must sum to attention_head_dim={attention_head_dim}"
@@ -123,6 +135,9 @@ class ICVETransformer3DModel(HunyuanVideoTransformer3DModel):
             image_condition_type="token_replace",
         )
         self.rope = InContextRotaryPosEmbed(patch_size, patch_size_t, rope_axes_dim, rope_theta)
+        if prediction == "source_change":
+            nn.init.zeros_(self.proj_out.weight)  # no change yet: the untrained model returns its source
+            nn.init.zeros_(self.proj_out.bias)
 
     def _check_latents(self, target: torch.Tensor, source: torch.Tensor | None) -> None:
         p, p_t = self.config.patch_size, self.config.patch_size_t
@@ -151,6 +166,15 @@ class ICVETransformer3DModel(HunyuanVideoTransformer3DModel):
         source_cos, source_sin = self.rope(source, frame_offset=offset)
         return torch.cat([source_cos, target_cos]), torch.cat([source_sin, target_sin])
 
+    @staticmethod
+    def _velocity_from_change(
+        change: torch.Tensor, target: torch.Tensor, source: torch.Tensor, timestep: torch.Tensor
+    ) -> torch.Tensor:
+        # x_sigma = (1 - sigma) * x0 + sigma * noise, so the velocity noise - x0 is (x_sigma - x0) / sigma.
+        sigma = (timestep.float() / 1000.0).clamp(min=MIN_SIGMA).reshape(-1, 1, 1, 1, 1)  # B, 1, 1, 1, 1
+        clean = source.float() + change.float()
+        return ((target.float() - clean) / sigma).to(change.dtype)
+
     @apply_lora_scale("attention_kwargs")
     def forward(
         self,
@@ -164,7 +188,8 @@ class ICVETransformer3DModel(HunyuanVideoTransformer3DModel):
         attention_kwargs: dict | None = None,
         return_dict: bool = True,
     ) -> tuple[torch.Tensor] | Transformer2DModelOutput:
-        r"""Predict the flow-matching velocity of the target.
+        r"""Predict the flow-matching velocity of the target (with `prediction="source_change"`, made from the
+        predicted change from the source).
 
         Args:
             hidden_states: noisy target latents `[B, C, F, H, W]`.
@@ -177,6 +202,9 @@ class ICVETransformer3DModel(HunyuanVideoTransformer3DModel):
         """
         target, source = hidden_states, source_latents
         self._check_latents(target, source)
+        if self.config.prediction == "source_change" and (source is None or source.shape != target.shape):
+            shape = None if source is None else tuple(source.shape)
+            raise ValueError(f"prediction='source_change' needs source latents shaped like the target, got {shape}")
         batch_size, _, num_frames, height, width = target.shape
         p, p_t = self.config.patch_size, self.config.patch_size_t
 
@@ -220,6 +248,8 @@ class ICVETransformer3DModel(HunyuanVideoTransformer3DModel):
         output = target_tokens.reshape(batch_size, f, h, w, -1, p_t, p, p)  # B, F', H', W', C, pt, p, p
         output = output.permute(0, 4, 1, 5, 2, 6, 3, 7)  # B, C, F', pt, H', p, W', p
         output = output.flatten(6, 7).flatten(4, 5).flatten(2, 3)  # B, C, F, H, W
+        if self.config.prediction == "source_change":
+            output = self._velocity_from_change(output, target, source, timestep)
 
         if not return_dict:
             return (output,)

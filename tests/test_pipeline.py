@@ -199,3 +199,18 @@ def test_vae_tiling_is_per_call_and_restored(pipe, clip, monkeypatch):
     edit(pipe, clip)  # a small clip: no tiling
     assert seen == [True, True, False, False]
     assert pipe.vae.use_tiling is False
+
+
+def test_an_untrained_source_change_model_returns_its_source():
+    from tiny_pipeline import tiny_transformer
+
+    pipe = build_tiny_pipeline()
+    pipe.set_progress_bar_config(disable=True)
+    encoder = pipe.text_encoder
+    pipe.transformer = tiny_transformer(encoder.states_dim, encoder.pooled_dim, prediction="source_change")
+    clip = np.random.default_rng(0).integers(0, 256, size=(9, 64, 64, 3), dtype=np.uint8)
+    out = pipe(clip, "make the ball blue", guidance_scale=3.0, output_type="latent", num_inference_steps=5)
+    frames, _ = pipe.load_source(clip, height=64, width=64, num_frames=9, fps=TINY_DEFAULTS.fps, start=0.0, end=None,
+                                 resize_mode="crop")  # fmt: skip
+    source = pipe.encode_video(frames, torch.device("cpu"))
+    torch.testing.assert_close(out.frames, source, rtol=1e-4, atol=1e-4)

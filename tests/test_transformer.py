@@ -79,7 +79,7 @@ def test_without_source_it_is_the_plain_text_to_video_forward(golden):
         **{
             k: v
             for k, v in model.config.items()
-            if not k.startswith("_") and k not in ("source_rope", "image_condition_type")
+            if not k.startswith("_") and k not in ("source_rope", "image_condition_type", "prediction")
         }
     )
     plain.load_state_dict(model.state_dict())
@@ -110,6 +110,21 @@ def test_bad_constructor_arguments_name_the_value():
         )
     with pytest.raises(ValueError, match="rope_axes_dim"):
         ICVETransformer3DModel(num_attention_heads=2, attention_head_dim=12, rope_axes_dim=(4, 4, 2))
+
+
+def test_source_change_prediction_is_the_velocity_toward_the_source_plus_the_change(golden):
+    model, io = golden
+    config = {k: v for k, v in model.config.items() if k != "_use_default_values"}  # it would restore "velocity"
+    changed = ICVETransformer3DModel.from_config({**config, "prediction": "source_change"}).eval()
+    changed.load_state_dict(model.state_dict())
+    change = run(model, io)  # the same weights read as a velocity: the raw output
+    sigma = io["timestep"] / 1000
+    expected = (io["noisy_target_latents"] - (io["source_latents"] + change)) / sigma
+    assert torch.allclose(run(changed, io), expected, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="source_change' needs source latents shaped like the target"):
+        run(changed, io, source_latents=None)
+    with pytest.raises(ValueError, match="prediction='x0'"):
+        ICVETransformer3DModel(num_attention_heads=2, attention_head_dim=12, rope_axes_dim=(4, 4, 4), prediction="x0")
 
 
 def test_save_and_reload_keeps_outputs(golden, tmp_path):

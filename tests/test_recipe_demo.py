@@ -95,7 +95,8 @@ def test_results_page_is_written_from_the_recipe_files(toy, tmp_path):
     recipe, _, overrides = toy
     run_ablation(AblationConfig(recipe=RECIPE, recipe_overrides=overrides, budget=4, pretrain_share=0.5))  # resumes
     output = tmp_path / "docs" / "RESULTS.md"
-    assert write_results(["--output", str(output), *overrides]) == 0
+    identity = Path(recipe.root) / "eval" / "identity"
+    assert write_results(["--output", str(output), "--compare", f"returns its source={identity}", *overrides]) == 0
     text = output.read_text()
     results = json.loads((Path(recipe.root) / "eval" / "demo" / "results.json").read_text())
     for edit_type in EDIT_TYPES:
@@ -106,3 +107,5 @@ def test_results_page_is_written_from_the_recipe_files(toy, tmp_path):
     assert "| finetune |" in text and "| pretrain_sft_offset | 1 |" in text
     assert "budget=4 pretrain_share=0.5 seeds=[0]" in text
     assert (output.parent / "results" / "ablation.png").is_file()
+    assert "| returns its source |" in text and f"--compare 'returns its source={identity}'" in text
+    assert write_results(["--output", str(output), "--compare", str(identity), *overrides]) == 2  # no LABEL=

@@ -68,6 +68,25 @@ def _type_rows(model: dict, identity: dict) -> list[str]:
     return rows
 
 
+def _comparison_section(runs: dict[str, dict]) -> list[str]:
+    """Clean success per edit type and overall PSNR for each named evaluation, side by side."""
+    types = list(next(iter(runs.values()))["aggregates"]["by_edit_type"])
+    lines = [
+        "| model | " + " | ".join(types) + " | all | PSNR (dB) | PSNR outside mask (dB) |",
+        "|---|" + "---|" * (len(types) + 3),
+    ]
+    for label, results in runs.items():
+        groups = results["aggregates"]["by_edit_type"]
+        overall = results["aggregates"]["overall"]
+        cells = [_pct(groups.get(t, {}).get("clean_success", {}).get("rate")) for t in types]
+        metrics = overall["metrics"]
+        lines.append(
+            f"| {label} | " + " | ".join(cells) + f" | {_pct(overall['clean_success']['rate'])} | "
+            f"{_num(metrics['psnr']['mean'])} | {_num(metrics['psnr_outside_mask']['mean'])} |"
+        )
+    return [*lines, ""]
+
+
 def _ablation_section(root: Path, images: Path) -> list[str]:
     summary_path = root / "ablation" / "summary.json"
     if not summary_path.is_file():
@@ -117,7 +136,9 @@ def _ablation_plot(summary: dict, path: Path) -> str:
     return f"{path.parent.name}/{path.name}"
 
 
-def write_results(recipe: DemoRecipe, output: Path, config_path: Path) -> Path:
+def write_results(recipe: DemoRecipe, output: Path, config_path: Path, compare: dict[str, Path] | None = None) -> Path:
+    """Write `output`; `compare` names other evaluation folders (label -> folder with results.json) on the same
+    benchmark to show beside the shipped model."""
     root = Path(recipe.root)
     model = json.loads((root / "eval" / "demo" / "results.json").read_text())
     identity = json.loads((root / "eval" / "identity" / "results.json").read_text())
@@ -138,6 +159,7 @@ def write_results(recipe: DemoRecipe, output: Path, config_path: Path) -> Path:
 
     seconds = {n: json.loads((root / "done" / f"{n}.json").read_text())["seconds"]
                for n in STEPS if (root / "done" / f"{n}.json").is_file()}  # fmt: skip
+    compare_args = "".join(f" --compare '{label}={folder}'" for label, folder in (compare or {}).items())
     config_arg = "" if config_path == REPO / "configs" / "recipes" / "demo.yaml" else f" --config {config_path}"
     lines = [
         "# Results: the demo model on the procedural world",
@@ -172,6 +194,13 @@ def write_results(recipe: DemoRecipe, output: Path, config_path: Path) -> Path:
     for edit_type, sample in strips.items():
         image = f"![{edit_type}](results/strip-{edit_type}.png)"
         lines += [f'**{edit_type}**: "{sample["instruction"]}"', "", image, ""]
+    if compare:
+        runs = {"shipped model": model, "identity (source unchanged)": identity}
+        runs.update(
+            {label: json.loads((Path(folder) / "results.json").read_text()) for label, folder in compare.items()}
+        )
+        lines += ["## Other models on the same benchmark", "", "Clean success per edit type:", "",
+                  *_comparison_section(runs)]  # fmt: skip
     lines += ["## Speed", ""]
     if timing:
         lines += [
@@ -200,7 +229,7 @@ def write_results(recipe: DemoRecipe, output: Path, config_path: Path) -> Path:
         "```bash",
         f"python -m training.recipes.demo{config_arg}          # data, curation, training, evaluation, timing, ship",
         f"python -m training.recipes.ablation recipe={config_path}{_ablation_settings(root)}",
-        f"python -m training.recipes.results{config_arg}",
+        f"python -m training.recipes.results{config_arg}{compare_args}",
         "```",
         "",
         f"Written on {platform.platform()}.",
@@ -215,12 +244,27 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training.recipes.results", description=__doc__.split("\n")[0])
     parser.add_argument("--config", type=Path, default=REPO / "configs" / "recipes" / "demo.yaml")
     parser.add_argument("--output", type=Path, default=REPO / "docs" / "RESULTS.md")
+    parser.add_argument(
+        "--compare",
+        action="append",
+        default=[],
+        metavar="LABEL=FOLDER",
+        help="another evaluation's output folder on the same benchmark, shown beside the model",
+    )
     parser.add_argument("overrides", nargs="*", help="the recipe's name=value settings, as given to it")
     args = parser.parse_intermixed_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         recipe = load_config(DemoRecipe, args.config, args.overrides)
-        write_results(recipe, args.output, args.config)
+        compare = {}
+        for item in args.compare:
+            label, sep, folder = item.partition("=")
+            if not sep or not (Path(folder) / "results.json").is_file():
+                raise ValueError(
+                    f"--compare {item!r} must be LABEL=FOLDER, a folder holding an evaluation's results.json"
+                )
+            compare[label] = Path(folder)
+        write_results(recipe, args.output, args.config, compare)
     except (ValueError, FileNotFoundError) as error:
         sys.stderr.write(f"error: {error}\n")
         return 2

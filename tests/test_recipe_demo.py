@@ -109,3 +109,28 @@ def test_results_page_is_written_from_the_recipe_files(toy, tmp_path):
     assert (output.parent / "results" / "ablation.png").is_file()
     assert "| returns its source |" in text and f"--compare 'returns its source={identity}'" in text
     assert write_results(["--output", str(output), "--compare", str(identity), *overrides]) == 2  # no LABEL=
+
+
+def test_a_step_done_with_other_settings_is_not_reused(tmp_path, monkeypatch):
+    from training.recipes import demo
+
+    calls = []
+    for name in STEPS:
+        monkeypatch.setitem(STEPS, name, lambda recipe, name=name: calls.append(name))
+    recipe = load_config(DemoRecipe, RECIPE, [f"root={tmp_path}"])
+    run(recipe)
+    assert calls == list(STEPS)
+
+    longer = load_config(DemoRecipe, RECIPE, [f"root={tmp_path}", "finetune.steps=9000"])
+    with pytest.raises(ValueError, match=r"step 'finetune' was done with other settings \(finetune changed\)"):
+        run(longer)
+    assert calls == list(STEPS)  # nothing ran: every step before finetune matched
+
+    calls.clear()
+    run(longer, only="finetune")  # redoes it and forgets the steps that depend on it
+    assert calls == ["finetune"]
+    assert not demo._done_file(longer, "evaluate").exists()
+    run(longer)
+    assert calls == ["finetune", "evaluate", "timing", "ship"]
+    assert list(demo.step_settings(longer, "raw")) == ["seed", "raw_videos", "raw_seconds", "model.size"]
+    assert demo.step_settings(longer, "finetune")["finetune"]["steps"] == 9000

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from training.atomic import atomic_write_dir
+from training.atomic import atomic_write, atomic_write_dir
 from training.config import from_dict, load_config, to_dict
 
 logger = logging.getLogger(__name__)
@@ -292,6 +292,15 @@ STEPS: dict[str, Callable[[DemoRecipe], None]] = {
     "evaluate": step_evaluate, "timing": step_timing, "ship": step_ship,
 }  # fmt: skip
 
+# The recipe settings each step reads. A step's record keeps those of it and every step before it, since a step's
+# output depends on its inputs' settings too.
+STEP_SETTINGS: dict[str, tuple[str, ...]] = {
+    "raw": ("seed", "raw_videos", "raw_seconds", "model.size"), "stage1": ("stage1", "model.frames", "model.fps"),
+    "global_pairs": ("global_pairs",), "stage2": ("stage2",), "benchmark": ("benchmark_per_type", "benchmark_seed"),
+    "init": ("model",), "cache_stage1": (), "cache_stage2": (), "pretrain": ("pretrain",),
+    "finetune": ("finetune",), "evaluate": ("evaluate",), "timing": (), "ship": ("ship_to",),
+}  # fmt: skip
+
 
 # Plumbing -----------------------------------------------------------------------------------------------------------
 
@@ -318,8 +327,42 @@ def _done_file(recipe: DemoRecipe, step: str) -> Path:
     return Path(recipe.root) / "done" / f"{step}.json"
 
 
+def step_settings(recipe: DemoRecipe, name: str) -> dict[str, Any]:
+    """The settings `name` and the steps before it read, as JSON data (what its done record keeps)."""
+    values = to_dict(recipe)
+    names = list(STEPS)[: list(STEPS).index(name) + 1]
+    settings = {}
+    for key in (key for step in names for key in STEP_SETTINGS[step]):
+        value = values
+        for part in key.split("."):
+            value = value[part]
+        settings[key] = value
+    return json.loads(json.dumps(settings, default=str))
+
+
+def _check_done(recipe: DemoRecipe, name: str, done: Path) -> None:
+    recorded = json.loads(done.read_text()).get("settings")
+    current = step_settings(recipe, name)
+    if recorded is not None and recorded != current:
+        changed = sorted(k for k in {*recorded, *current} if recorded.get(k) != current.get(k))
+        raise ValueError(
+            f"step {name!r} was done with other settings ({', '.join(changed)} changed): `--only {name}` redoes it "
+            "and the steps after it, or another root starts afresh"
+        )
+
+
+def _mark_done(done: Path, seconds: float, settings: dict[str, Any]) -> None:
+    text = json.dumps({"seconds": round(seconds, 1), "finished": time.time(), "settings": settings}) + "\n"
+    done.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(done, lambda tmp: tmp.write_text(text))
+
+
 def run(recipe: DemoRecipe, *, until: str | None = None, only: str | None = None) -> dict[str, float]:
-    """Run the steps not yet done, in order; returns each run step's wall time in seconds."""
+    """Run the steps not yet done, in order; returns each run step's wall time in seconds.
+
+    A step done with other settings (its own or an earlier step's) is an error rather than silently reused; `only`
+    reruns one step and forgets the steps after it, which depend on it.
+    """
     for name in (until, only):
         if name is not None and name not in STEPS:
             raise ValueError(f"unknown step {name!r}; steps: {list(STEPS)}")
@@ -329,15 +372,18 @@ def run(recipe: DemoRecipe, *, until: str | None = None, only: str | None = None
             continue
         done = _done_file(recipe, name)
         if done.is_file() and only is None:
+            _check_done(recipe, name, done)
             logger.info("%s: done (%s)", name, done)
         else:
             logger.info("%s: running", name)
             started = time.perf_counter()
             step(recipe)
             times[name] = time.perf_counter() - started
-            done.parent.mkdir(parents=True, exist_ok=True)
-            done.write_text(json.dumps({"seconds": round(times[name], 1), "finished": time.time()}) + "\n")
+            _mark_done(done, times[name], step_settings(recipe, name))
             logger.info("%s: finished in %.0f s", name, times[name])
+            if only is not None:
+                for later in list(STEPS)[list(STEPS).index(name) + 1 :]:
+                    _done_file(recipe, later).unlink(missing_ok=True)
         if name == until:
             break
     return times

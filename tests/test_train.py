@@ -17,6 +17,7 @@ from training import flow_matching
 from training.cache import CacheConfig, build_cache
 from training.config import load_config
 from training.curation.manifest import write_jsonl
+from training.export import export_checkpoint
 from training.lora import LoraSettings
 from training.run_log import read_log
 from training.train import TrainConfig, check_config, checkpoint_dirs, main, train
@@ -297,6 +298,13 @@ def test_resume_is_exact_with_lora_and_ema(tmp_path, cache_dir, model_dir, varia
     expected, got = _weights(whole / "transformer"), _weights(resumed / "transformer")
     for name in expected:
         torch.testing.assert_close(got[name], expected[name], rtol=0, atol=0, msg=name)
+    # The last checkpoint, exported, is what training saved: the average, or the adapters merged.
+    exported = _weights(export_checkpoint(tmp_path / "whole") / "transformer")
+    assert (tmp_path / "whole" / "pipeline-step-000004" / "model_index.json").is_file()
+    for name in expected:
+        torch.testing.assert_close(exported[name], expected[name], rtol=1e-6, atol=1e-6, msg=name)
+    with pytest.raises(ValueError, match="step=3 has no checkpoint"):
+        export_checkpoint(tmp_path / "whole", step=3)
 
 
 def test_ema_weights_are_the_saved_ones(tmp_path, cache_dir, model_dir):

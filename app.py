@@ -93,6 +93,22 @@ def examples_for(model_name: str) -> tuple[list[tuple[Path, str]], dict[str, str
     return [(EXAMPLES_DIR / name, text) for name, text in EXAMPLE_CLIPS], EDIT_TYPES
 
 
+def benchmark_note(model_name: str) -> str:
+    """How the bundled model scored on its held-out benchmark, from the card the recipe ships with it, so that no
+    one takes a small CPU-trained model for more than it is."""
+    preset = PRESETS.get(model_name)
+    card = ROOT / preset.bundled / "training.json" if preset is not None and preset.bundled else None
+    if card is None or not card.is_file():
+        return ""
+    groups = json.loads(card.read_text())["benchmark"]
+    rates = {
+        name: g["clean_success"]["rate"] for name, g in {**groups["by_edit_type"], "all": groups["overall"]}.items()
+    }
+    per_type = ", ".join(f"{name} {rate:.0%}" for name, rate in rates.items() if rate is not None)
+    return (f"The bundled {model_name} model is small and trained on 2 CPU cores on a procedural world of shapes. "
+            f"Edits that came out right on its held-out benchmark: {per_type} (docs/RESULTS.md).")  # fmt: skip
+
+
 # One tracker for every handler: it reports to whichever request is running (gradio keeps that in a context variable).
 PROGRESS = gr.Progress()
 STAGES = {"encode": "Encoding the instruction and the source", "denoise": "Denoising", "decode": "Decoding frames"}
@@ -475,7 +491,7 @@ def build_demo(
         gr.Markdown(
             "# ICVE Studio\nUpload a clip, say what to change, get the edited clip beside the original. "
             f"Videos: {limits}; the model edits up to {d.num_frames} frames at {d.fps:g} fps "
-            f"(about {d.num_frames / d.fps:.1f} s) from the start you choose."
+            f"(about {d.num_frames / d.fps:.1f} s) from the start you choose.\n\n{benchmark_note(model_name)}"
         )
         with gr.Row():
             with gr.Column():

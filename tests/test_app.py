@@ -255,3 +255,20 @@ def test_the_loaded_model_reports_the_memory_plan_auto_chose(tiny_pipeline_dir):
     pipe, summary = app.load_model(app.build_parser().parse_args(["--model", str(tiny_pipeline_dir)]))
     assert pipe.memory_plan == "none"
     assert summary == "fp32 on cpu, memory plan none (chosen by auto), quantization none"
+
+
+def test_the_bundled_model_states_its_benchmark_scores(tmp_path, monkeypatch):
+    import json
+
+    import app
+
+    card = tmp_path / app.PRESETS["demo"].bundled / "training.json"
+    card.parent.mkdir(parents=True)
+    rate = lambda r: {"clean_success": {"rate": r}}  # noqa: E731
+    card.write_text(json.dumps({"benchmark": {"by_edit_type": {"add": rate(0.25), "style": rate(0.9)},
+                                              "overall": rate(0.5)}}))  # fmt: skip
+    monkeypatch.setattr(app, "ROOT", tmp_path)
+    assert "add 25%, style 90%, all 50%" in app.benchmark_note("demo")
+    assert app.benchmark_note(str(tmp_path)) == ""  # a pipeline folder has no bundled card
+    card.unlink()
+    assert app.benchmark_note("demo") == ""

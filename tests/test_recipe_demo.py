@@ -96,7 +96,9 @@ def test_results_page_is_written_from_the_recipe_files(toy, tmp_path):
     run_ablation(AblationConfig(recipe=RECIPE, recipe_overrides=overrides, budget=4, pretrain_share=0.5))  # resumes
     output = tmp_path / "docs" / "RESULTS.md"
     identity = Path(recipe.root) / "eval" / "identity"
-    assert write_results(["--output", str(output), "--compare", f"returns its source={identity}", *overrides]) == 0
+    compare = ["--compare", f"returns its source={identity}"]
+    compare += ["--reproduce", "python -m training.evaluate --model source"]
+    assert write_results(["--output", str(output), *compare, *overrides]) == 0
     text = output.read_text()
     results = json.loads((Path(recipe.root) / "eval" / "demo" / "results.json").read_text())
     for edit_type in EDIT_TYPES:
@@ -108,6 +110,7 @@ def test_results_page_is_written_from_the_recipe_files(toy, tmp_path):
     assert "budget=4 pretrain_share=0.5 seeds=[0]" in text
     assert (output.parent / "results" / "ablation.png").is_file()
     assert "| returns its source |" in text and f"--compare 'returns its source={identity}'" in text
+    assert "\npython -m training.evaluate --model source\n" in text  # a --reproduce command, listed
     assert write_results(["--output", str(output), "--compare", str(identity), *overrides]) == 2  # no LABEL=
 
 

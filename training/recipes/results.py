@@ -13,6 +13,7 @@ import argparse
 import json
 import logging
 import platform
+import shlex
 import shutil
 import sys
 from pathlib import Path
@@ -136,9 +137,15 @@ def _ablation_plot(summary: dict, path: Path) -> str:
     return f"{path.parent.name}/{path.name}"
 
 
-def write_results(recipe: DemoRecipe, output: Path, config_path: Path, compare: dict[str, Path] | None = None) -> Path:
+def write_results(
+    recipe: DemoRecipe,
+    output: Path,
+    config_path: Path,
+    compare: dict[str, Path] | None = None,
+    reproduce: list[str] | None = None,
+) -> Path:
     """Write `output`; `compare` names other evaluation folders (label -> folder with results.json) on the same
-    benchmark to show beside the shipped model."""
+    benchmark to show beside the shipped model, `reproduce` the commands that made them."""
     root = Path(recipe.root)
     model = json.loads((root / "eval" / "demo" / "results.json").read_text())
     identity = json.loads((root / "eval" / "identity" / "results.json").read_text())
@@ -159,7 +166,14 @@ def write_results(recipe: DemoRecipe, output: Path, config_path: Path, compare: 
 
     seconds = {n: json.loads((root / "done" / f"{n}.json").read_text())["seconds"]
                for n in STEPS if (root / "done" / f"{n}.json").is_file()}  # fmt: skip
-    compare_args = "".join(f" --compare '{label}={folder}'" for label, folder in (compare or {}).items())
+    shown_config = (
+        config_path.resolve().relative_to(REPO) if config_path.resolve().is_relative_to(REPO) else config_path
+    )
+    reproduce_args = "".join(f" --reproduce {shlex.quote(command)}" for command in reproduce or [])
+    compare_args = "".join(
+        f" --compare {shlex.quote(f'{label}={folder}')}" for label, folder in (compare or {}).items()
+    )
+    compare_args += reproduce_args
     config_arg = "" if config_path == REPO / "configs" / "recipes" / "demo.yaml" else f" --config {config_path}"
     lines = [
         "# Results: the demo model on the procedural world",
@@ -228,7 +242,8 @@ def write_results(recipe: DemoRecipe, output: Path, config_path: Path, compare: 
         "",
         "```bash",
         f"python -m training.recipes.demo{config_arg}          # data, curation, training, evaluation, timing, ship",
-        f"python -m training.recipes.ablation recipe={config_path}{_ablation_settings(root)}",
+        f"python -m training.recipes.ablation recipe={shown_config}{_ablation_settings(root)}",
+        *(reproduce or []),
         f"python -m training.recipes.results{config_arg}{compare_args}",
         "```",
         "",
@@ -251,6 +266,13 @@ def main(argv: list[str] | None = None) -> int:
         metavar="LABEL=FOLDER",
         help="another evaluation's output folder on the same benchmark, shown beside the model",
     )
+    parser.add_argument(
+        "--reproduce",
+        action="append",
+        default=[],
+        metavar="COMMAND",
+        help="a command that made a --compare evaluation, listed with the others",
+    )
     parser.add_argument("overrides", nargs="*", help="the recipe's name=value settings, as given to it")
     args = parser.parse_intermixed_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -264,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
                     f"--compare {item!r} must be LABEL=FOLDER, a folder holding an evaluation's results.json"
                 )
             compare[label] = Path(folder)
-        write_results(recipe, args.output, args.config, compare)
+        write_results(recipe, args.output, args.config, compare, args.reproduce)
     except (ValueError, FileNotFoundError) as error:
         sys.stderr.write(f"error: {error}\n")
         return 2

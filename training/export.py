@@ -68,11 +68,14 @@ def export_checkpoint(run: Path, step: int | None = None, output: Path | None = 
         raise FileNotFoundError(f"{run} is not a training run's output folder (no config.yaml)")
     config = load_config(TrainConfig, run / "config.yaml", [])
     checkpoints = checkpoint_dirs(run)
-    chosen = checkpoints[-1] if checkpoints and step is None else None
-    if step is not None:
+    if step is None:
+        if not checkpoints:
+            raise ValueError(f"{run} holds no checkpoint")
+        chosen = checkpoints[-1]
+    else:
         chosen = next((c for c in checkpoints if c.name == f"step-{step:06d}"), None)
-    if chosen is None:
-        raise ValueError(f"step={step} has no checkpoint in {run}; kept: {[c.name for c in checkpoints]}")
+        if chosen is None:
+            raise ValueError(f"step={step} has no checkpoint in {run}; kept: {[c.name for c in checkpoints]}")
     model = restore_or_build(config, chosen)
     if (chosen / EMA_FILE).is_file():
         ema = EMA(model, decay=config.ema_decay or 0.0)

@@ -88,11 +88,9 @@ def _comparison_section(runs: dict[str, dict]) -> list[str]:
     return [*lines, ""]
 
 
-def _ablation_section(root: Path, images: Path) -> list[str]:
-    summary_path = root / "ablation" / "summary.json"
-    if not summary_path.is_file():
+def _ablation_section(root: Path, summary: dict | None, images: Path) -> list[str]:
+    if summary is None:
         return ["The ablation has not been run yet (`python -m training.recipes.ablation`).", ""]
-    summary = json.loads(summary_path.read_text())
     plot = _ablation_plot(summary, images / "ablation.png")
     lines = [(root / "ablation" / "summary.md").read_text().rstrip(), "", f"![ablation]({plot})", ""]
     lines += ["Runs:", "", "| variant | seed | clean success | verified | PSNR (dB) |", "|---|---|---|---|---|"]
@@ -102,12 +100,10 @@ def _ablation_section(root: Path, images: Path) -> list[str]:
     return [*lines, ""]
 
 
-def _ablation_settings(root: Path) -> str:
+def _ablation_settings(summary: dict | None) -> str:
     """The ablation's command-line settings that made its summary, so the reproduce line is the one that ran."""
-    path = root / "ablation" / "summary.json"
-    if not path.is_file():
+    if summary is None:
         return ""
-    summary = json.loads(path.read_text())
     seeds = sorted({run["seed"] for run in summary["runs"]})
     seeds_arg = ",".join(map(str, seeds))
     return f" budget={summary['budget_steps']} pretrain_share={summary['pretrain_share']:g} seeds=[{seeds_arg}]"
@@ -174,7 +170,9 @@ def write_results(
         f" --compare {shlex.quote(f'{label}={folder}')}" for label, folder in (compare or {}).items()
     )
     compare_args += reproduce_args
-    config_arg = "" if config_path == REPO / "configs" / "recipes" / "demo.yaml" else f" --config {config_path}"
+    config_arg = "" if config_path == REPO / "configs" / "recipes" / "demo.yaml" else f" --config {shown_config}"
+    summary_path = root / "ablation" / "summary.json"
+    ablation = json.loads(summary_path.read_text()) if summary_path.is_file() else None
     lines = [
         "# Results: the demo model on the procedural world",
         "",
@@ -236,13 +234,13 @@ def write_results(
         *[f"| {n} | {s:.0f} | {_num(loops.get(n), 0) if n in loops else ''} |" for n, s in seconds.items()],
         "",
     ]
-    lines += ["## Ablation", "", *_ablation_section(root, images)]
+    lines += ["## Ablation", "", *_ablation_section(root, ablation, images)]
     lines += [
         "## Reproduce",
         "",
         "```bash",
         f"python -m training.recipes.demo{config_arg}          # data, curation, training, evaluation, timing, ship",
-        f"python -m training.recipes.ablation recipe={shown_config}{_ablation_settings(root)}",
+        f"python -m training.recipes.ablation recipe={shown_config}{_ablation_settings(ablation)}",
         *(reproduce or []),
         f"python -m training.recipes.results{config_arg}{compare_args}",
         "```",

@@ -268,7 +268,11 @@ def test_the_bundled_model_states_its_benchmark_scores(tmp_path, monkeypatch):
     card.write_text(json.dumps({"benchmark": {"by_edit_type": {"add": rate(0.25), "style": rate(0.9)},
                                               "overall": rate(0.5)}}))  # fmt: skip
     monkeypatch.setattr(app, "ROOT", tmp_path)
-    assert "add 25%, style 90%, all 50%" in app.benchmark_note("demo")
+    assert "(clean success): add 25%, style 90%, all 50%" in app.benchmark_note("demo")
     assert app.benchmark_note(str(tmp_path)) == ""  # a pipeline folder has no bundled card
+    rates = lambda clean, strict: {"clean_success": {"rate": clean}, "strict_success": {"rate": strict}}  # noqa: E731
+    card.write_text(json.dumps({"benchmark": {"by_edit_type": {"remove": rates(0.4, 0.1)},
+                                              "overall": rates(0.4, 0.1)}}))  # fmt: skip
+    assert "(strict success): remove 10%, all 10%" in app.benchmark_note("demo")
     card.unlink()
     assert app.benchmark_note("demo") == ""

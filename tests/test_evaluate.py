@@ -18,7 +18,8 @@ from training.config import load_config
 from training.curation.backends.replies import parse_judge
 from training.curation.manifest import clip
 from training.evaluate import EvalConfig, evaluate, main, read_benchmark
-from training.evaluation.scoring import PSNR_CAP_DB
+from training.evaluation.inputs import Geometry, read_mask
+from training.evaluation.scoring import PSNR_CAP_DB, strict_success
 from training.world import instruction_for, random_edit, random_scene, render_pair
 
 FRAMES, SIZE, FPS = 9, 64, 8.0
@@ -140,9 +141,51 @@ def test_precomputed_edits_equal_to_ground_truth_succeed(world, tmp_path):
     for sample in results["samples"]:
         assert sample["metrics"]["psnr"] == PSNR_CAP_DB
         assert sample["verifier"]["followed"] is True, sample["verifier"]["reason"]
-        assert sample["clean_success"] is True
+        assert sample["clean_success"] is True and sample["strict_success"] is True
+        assert sample["metrics"]["psnr_inside_mask"] == PSNR_CAP_DB
     assert results["aggregates"]["overall"]["accuracy"]["rate"] == 1.0
     assert all(s["accuracy"]["rate"] == 1.0 for s in results["aggregates"]["by_edit_type"].values())
+
+
+def test_a_smear_left_where_an_object_was_removed_is_clean_but_not_strict(world, tmp_path):
+    # The verifier only asks whether the removed object is gone; grey paint where it was passes it, and only the
+    # edit region's PSNR against the ground truth tells the smear from a clean removal.
+    edits = tmp_path / "edits"
+    edits.mkdir()
+    records = {r["id"]: r for r in world["records"]}
+    for record_id, target in world["targets"].items():
+        edited = target.copy()
+        if record_id == "world-remove":
+            mask = read_mask(records[record_id]["mask"], Geometry(SIZE, SIZE, FRAMES, FPS, "crop"))
+            edited[mask] = 128
+        write_video(edits / f"{record_id}.mp4", edited, FPS, lossless=True)
+    results = evaluate(_config(world["manifest"], tmp_path / "out", edits=edits, model="smear", **GEOMETRY))
+
+    smeared = _by_id(results)["world-remove"]
+    assert smeared["verifier"]["followed"] is True, smeared["verifier"]["reason"]
+    assert smeared["clean_success"] is True
+    assert smeared["metrics"]["psnr_inside_mask"] < 22.0 <= smeared["metrics"]["psnr_outside_mask"]
+    assert smeared["strict_success"] is False
+    assert results["aggregates"]["overall"]["strict_success"] == {"hits": 2, "of": 3, "rate": 2 / 3}
+    assert "strict success" in (tmp_path / "out" / "results.md").read_text()
+
+
+@pytest.mark.parametrize(
+    ("edit_type", "clean", "inside", "expected"),
+    [
+        ("remove", True, 30.0, True),
+        ("remove", True, 15.0, False),
+        ("remove", False, 30.0, False),
+        ("add", True, 15.0, True),  # where an added object goes is free: the region is not compared
+        ("remove", None, 30.0, None),  # no verdict or no ground truth: not counted
+        ("remove", True, None, True),  # no edit region to compare
+    ],
+)
+def test_strict_success_asks_the_edit_region_to_match_where_the_ground_truth_fixes_it(
+    edit_type, clean, inside, expected
+):
+    sample = {"edit_type": edit_type, "clean_success": clean, "metrics": {"psnr_inside_mask": inside}}
+    assert strict_success(sample, 22.0, ["add", "background"]) is expected
 
 
 def test_baseline_run_is_shown_beside_this_one(world, tmp_path):
@@ -271,6 +314,8 @@ def test_clip_text_alignment_with_a_local_clip_folder(world, tmp_path, request):
         ({"resize_mode": "stretch"}, "resize_mode"),
         ({"judge": "oracle"}, "judge"),
         ({"clean_psnr_db": 0}, "clean_psnr_db"),
+        ({"strict_psnr_db": 101}, "strict_psnr_db"),
+        ({"strict_free_types": "add"}, "strict_free_types"),
         ({"strip_frames": 0}, "strip_frames"),
         ({"limit": 0}, "limit"),
         ({"guidance": 0.5}, "guidance"),

@@ -85,6 +85,19 @@ def test_ablation_trains_every_variant_at_equal_compute(toy):
     offset = json.loads((transformer / "config.json").read_text())
     assert offset["source_rope"] == "offset"
     assert "| pretrain_sft_10pct | 1 |" in (root / "summary.md").read_text()
+    assert "Partial" not in (root / "summary.md").read_text()
+
+
+def test_ablation_summary_says_how_many_runs_it_holds():
+    from training.recipes.ablation import _markdown, _summarise
+
+    rows = [{"variant": "sft", "seed": 0, "clean_success": 0.1, "strict_success": 0.05, "verified": 0.2,
+             "psnr": 18.0, "psnr_outside_mask": 24.0}]  # fmt: skip
+    summary = {"budget_steps": 10, "pretrain_share": 0.3, "runs": rows, "planned_runs": 5,
+               "variants": _summarise(rows)}  # fmt: skip
+    text = _markdown(summary)
+    assert "Partial: 1 of 5 runs have finished" in text
+    assert "| sft | 1 | 10.0% | 5.0% | 20.0% | 18.0 | 24.0 |" in text
 
 
 def test_results_page_is_written_from_the_recipe_files(toy, tmp_path):
@@ -106,6 +119,9 @@ def test_results_page_is_written_from_the_recipe_files(toy, tmp_path):
         assert (output.parent / "results" / f"strip-{edit_type}.png").is_file()
     overall = results["aggregates"]["overall"]["clean_success"]
     assert f"| all | 6 | {100 * overall['rate']:.0f}% ({overall['hits']}/{overall['of']})" in text
+    strict = results["aggregates"]["overall"]["strict_success"]
+    assert f"| {100 * strict['rate']:.0f}% ({strict['hits']}/{strict['of']}) |" in text
+    assert "Strict success also asks the edit region to match the ground truth" in text
     assert "| finetune |" in text and "| pretrain_sft_offset | 1 |" in text
     assert "budget=4 pretrain_share=0.5 seeds=[0]" in text
     assert (output.parent / "results" / "ablation.png").is_file()

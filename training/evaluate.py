@@ -36,7 +36,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -48,7 +48,7 @@ from training.curation.backends import KINDS, BackendConfig, build_describer
 from training.curation.pipeline import stable_seed
 from training.evaluation.inputs import Drop, Geometry, read_benchmark, read_clip, read_mask, sample_name
 from training.evaluation.report import write_reports, write_strip, write_text
-from training.evaluation.scoring import METRICS, PSNR_CAP_DB, Scorer, aggregate, clean_success
+from training.evaluation.scoring import METRICS, PSNR_CAP_DB, Scorer, aggregate, clean_success, strict_success
 
 if TYPE_CHECKING:  # the pipeline's imports take seconds: only a run that generates pays for them
     from editor.pipeline import VideoEditPipeline
@@ -92,6 +92,9 @@ class EvalConfig:
     judge: BackendConfig | None = None  # a curation describer (world, chat, transformers), or null for none
     verify: bool = True  # the procedural world's verifier; instructions it cannot parse get no verdict
     clean_psnr_db: float = 25.0  # clean success: verified and PSNR outside the mask at least this
+    strict_psnr_db: float = 22.0  # strict success: clean and PSNR inside the mask at least this
+    # edit types whose ground truth inside the mask is one of many right answers: strict success is clean there
+    strict_free_types: list[str] = field(default_factory=lambda: ["add", "background"])
     clip: Path | None = None  # a local CLIP folder for text alignment
     features_weights: Path | None = None  # EfficientNet-Lite0 weights (.safetensors) for subject consistency
     features_backbone: str | None = None  # "module:factory" building the network those weights fit
@@ -152,9 +155,13 @@ def check_config(config: EvalConfig) -> EvalConfig:
     for name in ("verify", "lossless_edits"):
         if not isinstance(getattr(config, name), bool):
             raise ValueError(f"{name}={getattr(config, name)!r} must be true or false")
-    threshold = config.clean_psnr_db
-    if isinstance(threshold, bool) or not isinstance(threshold, int | float) or not 0 < threshold <= PSNR_CAP_DB:
-        raise ValueError(f"clean_psnr_db={threshold!r} must be a number of dB in (0, {PSNR_CAP_DB:g}]")
+    for name in ("clean_psnr_db", "strict_psnr_db"):
+        threshold = getattr(config, name)
+        if isinstance(threshold, bool) or not isinstance(threshold, int | float) or not 0 < threshold <= PSNR_CAP_DB:
+            raise ValueError(f"{name}={threshold!r} must be a number of dB in (0, {PSNR_CAP_DB:g}]")
+    free = config.strict_free_types
+    if not isinstance(free, list | tuple) or not all(isinstance(t, str) for t in free):
+        raise ValueError(f"strict_free_types={free!r} must be a list of edit type names, e.g. [add, background]")
     if config.clip is not None and not Path(config.clip).is_dir():
         raise ValueError(f"clip={config.clip} is not a local CLIP folder")
     if (config.features_weights is None) != (config.features_backbone is None):
@@ -453,6 +460,7 @@ def evaluate(
 
     for sample in samples:
         sample["clean_success"] = clean_success(sample, config.clean_psnr_db)
+        sample["strict_success"] = strict_success(sample, config.strict_psnr_db, config.strict_free_types)
     results = {
         "version": RESULTS_VERSION,
         "benchmark": str(config.benchmark),
@@ -464,6 +472,8 @@ def evaluate(
         "unavailable": scorer.unavailable,
         "psnr_cap_db": PSNR_CAP_DB,
         "clean_psnr_db": config.clean_psnr_db,
+        "strict_psnr_db": config.strict_psnr_db,
+        "strict_free_types": list(config.strict_free_types),
         "counts": {
             "records": len(records),
             "scored": len(samples),

@@ -29,6 +29,7 @@ TABLE_METRICS = (
     "judge_total",
     "psnr",
     "psnr_outside_mask",
+    "psnr_inside_mask",
     "ssim",
     "ssim_outside_mask",
     "temporal_flickering",
@@ -36,8 +37,16 @@ TABLE_METRICS = (
     "motion_smoothness_proxy",
     "clip_text_alignment",
 )
-RATES = {"accuracy": "Verified", "clean_success": "Clean success"}
-HEADLINE = ("accuracy", "clean_success", "judge_total", "psnr_outside_mask", "psnr", "temporal_flickering")
+RATES = {"accuracy": "Verified", "clean_success": "Clean success", "strict_success": "Strict success"}
+HEADLINE = (
+    "accuracy",
+    "clean_success",
+    "strict_success",
+    "judge_total",
+    "psnr_outside_mask",
+    "psnr",
+    "temporal_flickering",
+)
 SAMPLE_METRICS = (*TABLE_METRICS, "judge_prompt_following", "judge_edit_quality", "judge_background_consistency")
 
 
@@ -101,7 +110,8 @@ def _columns(results: dict) -> list[str]:
 
 
 def _has_rate(results: dict, name: str) -> bool:
-    return results["aggregates"]["overall"][name]["of"] > 0
+    # Results written before a rate existed do not hold it.
+    return results["aggregates"]["overall"].get(name, {}).get("of", 0) > 0
 
 
 def summary_rows(results: dict) -> tuple[list[str], list[list[str]]]:
@@ -110,6 +120,7 @@ def summary_rows(results: dict) -> tuple[list[str], list[list[str]]]:
     header = ["edit type", "samples"]
     header += ["verified"] if _has_rate(results, "accuracy") else []
     header += ["clean success"] if _has_rate(results, "clean_success") else []
+    header += ["strict success"] if _has_rate(results, "strict_success") else []
     header += [METRIC_INFO[key].label for key in columns]
     groups = [*results["aggregates"]["by_edit_type"].items(), ("all", results["aggregates"]["overall"])]
     rows = []
@@ -117,6 +128,7 @@ def summary_rows(results: dict) -> tuple[list[str], list[list[str]]]:
         row = [name, str(summary["count"])]
         row += [_rate(summary["accuracy"])] if _has_rate(results, "accuracy") else []
         row += [_rate(summary["clean_success"])] if _has_rate(results, "clean_success") else []
+        row += [_rate(summary["strict_success"])] if _has_rate(results, "strict_success") else []
         row += [_number(key, summary["metrics"].get(key, {}).get("mean")) for key in columns]
         rows.append(row)
     return header, rows
@@ -124,7 +136,7 @@ def summary_rows(results: dict) -> tuple[list[str], list[list[str]]]:
 
 def _headline(summary: dict, key: str) -> str:
     if key in RATES:
-        rate = summary[key]["rate"]
+        rate = summary.get(key, {}).get("rate")
         return "–" if rate is None else f"{rate:.1%}"
     return _number(key, summary["metrics"].get(key, {}).get("mean"))
 
@@ -178,6 +190,14 @@ def legend(results: dict) -> list[str]:
         notes.append(
             f"Clean success: verified and PSNR against the ground truth outside the edit mask (the whole clip when "
             f"a record has no mask) of at least {results['clean_psnr_db']:g} dB."
+        )
+    if _has_rate(results, "strict_success"):
+        free = ", ".join(results["strict_free_types"]) or "none"
+        notes.append(
+            f"Strict success: clean, and PSNR against the ground truth inside the edit mask of at least "
+            f"{results['strict_psnr_db']:g} dB, since the verifier alone passes an object removed into a smear. "
+            f"Not applied to edit types whose ground truth there is one of many right answers ({free}): for them "
+            "strict success is clean success."
         )
     for key, reason in results["unavailable"].items():
         label = METRIC_INFO[key].label if key in METRIC_INFO else key
@@ -331,6 +351,8 @@ def _verdict_html(sample: dict) -> str:
     word, css = {True: ("verified", "ok"), False: ("not verified", "fail"), None: ("no verdict", "muted")}[followed]
     clean = sample.get("clean_success")
     clean_text = "" if clean is None else f"; clean success: {'yes' if clean else 'no'}"
+    strict = sample.get("strict_success")
+    clean_text += "" if strict is None else f"; strict success: {'yes' if strict else 'no'}"
     return f'<p><b class="{css}">{word}</b>{_e(clean_text)} <span class="muted">({_e(verifier["reason"])})</span></p>'
 
 

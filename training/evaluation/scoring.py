@@ -10,6 +10,7 @@ module only decides which apply to a sample, names them, and averages them.
 | `motion_smoothness_proxy` | VBench motion smoothness with Farneback-flow midpoints (proxy for AMT) | - |
 | `psnr`, `ssim` | against the ground truth, whole clip | ground truth |
 | `psnr_outside_mask`, `ssim_outside_mask` | against the ground truth where the mask is 0 | ground truth, mask |
+| `psnr_inside_mask` | against the ground truth where the mask is 1: the edit itself | ground truth, mask |
 | `clip_text_alignment` | CLIP score of the edited frames and the instruction | a local CLIP folder |
 | `judge_*` | EditVerse rubric: prompt following, edit quality, background consistency (0-3), total (0-9) | a judge |
 | `verified` | the world's verifier found the requested change and nothing else | world instructions |
@@ -70,6 +71,12 @@ METRICS: tuple[MetricInfo, ...] = (
         "psnr_outside_mask",
         "PSNR outside mask (dB)",
         f"against the ground truth where the edit mask is 0; capped at {PSNR_CAP_DB:g} dB",
+    ),
+    MetricInfo(
+        "psnr_inside_mask",
+        "PSNR inside mask (dB)",
+        f"against the ground truth where the edit mask is 1 (the whole clip for whole-frame edits); capped at "
+        f"{PSNR_CAP_DB:g} dB",
     ),
     MetricInfo("ssim", "SSIM", "against the ground truth, whole clip, on luma"),
     MetricInfo("ssim_outside_mask", "SSIM outside mask", "against the ground truth where the edit mask is 0"),
@@ -141,6 +148,8 @@ class Scorer:
             has_outside = outside is not None and bool(outside.any())
             metrics["psnr_outside_mask"] = _capped_psnr(edited, target, outside) if has_outside else None
             metrics["ssim_outside_mask"] = ssim(edited, target, outside) if has_outside else None
+            has_inside = mask is not None and bool(mask.any())
+            metrics["psnr_inside_mask"] = _capped_psnr(edited, target, mask) if has_inside else None
         if self.clip_model is not None:
             metrics["clip_text_alignment"] = clip_text_alignment(edited, instruction, self.clip_model)
         judge_error = None
@@ -188,6 +197,22 @@ def clean_success(sample: dict, psnr_threshold: float) -> bool | None:
     return bool(followed and (kept is None or kept >= psnr_threshold))
 
 
+def strict_success(sample: dict, psnr_threshold: float, free_types: Iterable[str]) -> bool | None:
+    """Clean, and the edit region itself close to the ground truth (PSNR inside the mask at least `psnr_threshold`).
+
+    The verifier only checks that the named change happened, so a removed object that leaves a smear of another
+    colour still passes it. Where the ground truth inside the region is fixed by the source and the instruction
+    (removing, recolouring, replacing an object in place, a global style) it says what the region should look like;
+    for the edit types in `free_types` it is one of many right answers (where an added object goes, which tones a
+    new background takes), so there the clean verdict stands alone.
+    """
+    clean = sample.get("clean_success")
+    if not clean or sample["edit_type"] in set(free_types):
+        return clean
+    inside = sample["metrics"].get("psnr_inside_mask")
+    return inside is None or inside >= psnr_threshold
+
+
 def _rate(values: Iterable[bool | None]) -> dict:
     known = [v for v in values if v is not None]
     hits = sum(known)
@@ -195,7 +220,7 @@ def _rate(values: Iterable[bool | None]) -> dict:
 
 
 def summarise(samples: list[dict]) -> dict:
-    """Count, per-metric mean (over the samples that have the metric), verifier accuracy, clean success."""
+    """Count, per-metric mean (over the samples that have the metric), verifier accuracy, clean and strict success."""
     metrics = {}
     for info in METRICS:
         values = [s["metrics"][info.key] for s in samples if s["metrics"].get(info.key) is not None]
@@ -206,6 +231,7 @@ def summarise(samples: list[dict]) -> dict:
         "metrics": metrics,
         "accuracy": _rate((s.get("verifier") or {}).get("followed") for s in samples),
         "clean_success": _rate(s["clean_success"] for s in samples),
+        "strict_success": _rate(s.get("strict_success") for s in samples),
         "judge_failures": sum(1 for s in samples if s.get("judge_error")),
     }
 

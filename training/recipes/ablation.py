@@ -13,8 +13,8 @@ pair budget), then is scored on the recipe's held-out benchmark:
 | `pretrain_sft_offset` | as `pretrain_sft`, with the source at offset RoPE positions instead of shared ones |
 
 Each (variant, seed) is a resumable run under `root/ablation/`; `summary.json` and `summary.md` collect the clean
-success, verifier accuracy and PSNR per variant (mean and spread over seeds). The recipe's data steps (up to
-`cache_stage2`) must have run: `python -m training.recipes.demo --until cache_stage2`.
+and strict success, verifier accuracy and PSNR per variant (mean and spread over seeds), rewritten after every run.
+The recipe's data steps (up to `cache_stage2`) must have run: `python -m training.recipes.demo --until cache_stage2`.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from training.atomic import atomic_write_dir
+from training.atomic import atomic_write, atomic_write_dir
 from training.config import from_dict, load_config, to_dict
 from training.recipes.demo import REPO, DemoRecipe, eval_config, train_config
 
@@ -115,7 +115,7 @@ def _summarise(rows: list[dict]) -> dict[str, dict]:
     for variant in dict.fromkeys(r["variant"] for r in rows):
         mine = [r for r in rows if r["variant"] == variant]
         summary[variant] = {}
-        for key in ("clean_success", "verified", "psnr", "psnr_outside_mask"):
+        for key in ("clean_success", "strict_success", "verified", "psnr", "psnr_outside_mask"):
             values = [r[key] for r in mine if r[key] is not None]
             summary[variant][key] = {
                 "mean": statistics.fmean(values) if values else None,
@@ -130,6 +130,7 @@ def _overall(results: dict) -> dict[str, float | None]:
     metrics = overall["metrics"]
     return {
         "clean_success": overall["clean_success"]["rate"],
+        "strict_success": overall["strict_success"]["rate"],
         "verified": overall["accuracy"]["rate"],
         "psnr": metrics["psnr"]["mean"],
         "psnr_outside_mask": metrics["psnr_outside_mask"]["mean"],
@@ -142,7 +143,9 @@ def run(config: AblationConfig) -> dict:
     config.check()
     recipe = load_config(DemoRecipe, config.recipe, config.recipe_overrides)
     root = Path(recipe.root) / "ablation"
-    rows = []
+    rows: list[dict] = []
+    summary: dict = {}
+    planned = len(config.seeds) * len(config.variants)
     for seed in config.seeds:
         for variant in config.variants:
             pipeline = run_variant(recipe, config, variant, seed)
@@ -150,11 +153,16 @@ def run(config: AblationConfig) -> dict:
             results = evaluate(eval_config(recipe, str(pipeline), output))
             rows.append({"variant": variant, "seed": seed, **_overall(results)})
             logger.info("%s seed %d: %s", variant, seed, rows[-1])
-    summary = {"budget_steps": config.budget, "pretrain_share": config.pretrain_share, "runs": rows,
-               "variants": _summarise(rows)}  # fmt: skip
-    (root / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
-    (root / "summary.md").write_text(_markdown(summary))
+            # Written after every run, so the runs finished so far can be read while the rest train.
+            summary = {"budget_steps": config.budget, "pretrain_share": config.pretrain_share, "runs": rows,
+                       "planned_runs": planned, "variants": _summarise(rows)}  # fmt: skip
+            _write_summary(root, summary)
     return summary
+
+
+def _write_summary(root: Path, summary: dict) -> None:
+    atomic_write(root / "summary.json", lambda tmp: tmp.write_text(json.dumps(summary, indent=1) + "\n"))
+    atomic_write(root / "summary.md", lambda tmp: tmp.write_text(_markdown(summary)))
 
 
 def _markdown(summary: dict) -> str:
@@ -165,18 +173,20 @@ def _markdown(summary: dict) -> str:
         text = f"{scale * stat['mean']:.1f}{unit}"
         return text + (f" ± {scale * stat['spread']:.1f}" if stat["spread"] is not None else "")
 
+    done, planned = len(summary["runs"]), summary.get("planned_runs", len(summary["runs"]))
     lines = [
         f"Equal compute: {summary['budget_steps']} optimizer steps per run. Mean ± spread (population standard "
         "deviation) over seeds.",
         "",
-        "| variant | runs | clean success | verified | PSNR (dB) | PSNR outside mask (dB) |",
-        "|---|---|---|---|---|---|",
+        *([f"**Partial: {done} of {planned} runs have finished.**", ""] if done < planned else []),
+        "| variant | runs | clean success | strict success | verified | PSNR (dB) | PSNR outside mask (dB) |",
+        "|---|---|---|---|---|---|---|",
     ]
     for variant, stats in summary["variants"].items():
         lines.append(
             f"| {variant} | {stats['clean_success']['runs']} | {cell(stats['clean_success'], True)} | "
-            f"{cell(stats['verified'], True)} | {cell(stats['psnr'], False)} | "
-            f"{cell(stats['psnr_outside_mask'], False)} |"
+            f"{cell(stats['strict_success'], True)} | {cell(stats['verified'], True)} | "
+            f"{cell(stats['psnr'], False)} | {cell(stats['psnr_outside_mask'], False)} |"
         )
     return "\n".join(lines) + "\n"
 

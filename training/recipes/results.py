@@ -123,10 +123,13 @@ def _ablation_plot(summary: dict, path: Path) -> str:
 
     variants = list(summary["variants"])
     figure, axis = plt.subplots(figsize=(8, 3.5), dpi=100)
-    for offset, key, colour in ((-0.2, "clean_success", "#1f4e79"), (0.2, "verified", "#9bb7d4")):
-        means = [100 * (summary["variants"][v][key]["mean"] or 0) for v in variants]
-        spread = [100 * (summary["variants"][v][key]["spread"] or 0) for v in variants]
-        axis.bar([i + offset for i in range(len(variants))], means, 0.4, yerr=spread, color=colour, label=key,
+    bars = (("strict_success", "#0b2540"), ("clean_success", "#1f4e79"), ("verified", "#9bb7d4"))
+    for number, (key, colour) in enumerate(bars):
+        stats = [summary["variants"][v].get(key, {}) for v in variants]
+        means = [100 * (stat.get("mean") or 0) for stat in stats]
+        spread = [100 * (stat.get("spread") or 0) for stat in stats]
+        offset = (number - 1) * 0.27
+        axis.bar([i + offset for i in range(len(variants))], means, 0.27, yerr=spread, color=colour, label=key,
                  capsize=3)  # fmt: skip
     axis.set_xticks(range(len(variants)), variants, rotation=15)
     axis.set_ylabel("% of benchmark edits")
@@ -218,6 +221,22 @@ def write_results(
     for edit_type, sample in strips.items():
         image = f"![{edit_type}](results/strip-{edit_type}.png)"
         lines += [f'**{edit_type}**: "{sample["instruction"]}"', "", image, ""]
+    # The clearest case of the two checks disagreeing: the passing edit whose edit region is furthest from the truth.
+    lenient = min(
+        (s for s in model["samples"] if s["clean_success"] and s.get("strict_success") is False),
+        key=lambda s: s["metrics"]["psnr_inside_mask"],
+        default=None,
+    )
+    if lenient is not None and (root / "eval" / "demo" / lenient["strip"]).is_file():
+        shutil.copy(root / "eval" / "demo" / lenient["strip"], images / "strip-clean-not-strict.png")
+        inside = lenient["metrics"]["psnr_inside_mask"]
+        lines += [
+            f'Why strict success: "{lenient["instruction"]}" passes the clean check ({lenient["verifier"]["reason"]}) '
+            f"but not the strict one (PSNR inside the mask {inside:.1f} dB):",
+            "",
+            "![clean but not strict](results/strip-clean-not-strict.png)",
+            "",
+        ]
     if compare:
         runs = {"shipped model": model, "identity (source unchanged)": identity}
         runs.update(

@@ -103,7 +103,15 @@ def _ablation_section(root: Path, summary: dict | None, images: Path) -> list[st
             f"| {run['variant']} | {run['seed']} | {_pct(run['clean_success'])} | "
             f"{_pct(run.get('strict_success'))} | {_pct(run['verified'])} | {_num(run['psnr'])} |"
         )
-    return [*lines, ""]
+    evaluations = {
+        f"{run['variant']}, seed {run['seed']}": root / "ablation" / "eval" / f"{run['variant']}-seed{run['seed']}"
+        for run in summary["runs"]
+    }
+    found = {label: json.loads((f / "results.json").read_text()) for label, f in evaluations.items()
+             if (f / "results.json").is_file()}  # fmt: skip
+    if not found:
+        return [*lines, ""]
+    return [*lines, "", "Clean success per edit type, per run:", "", *_comparison_section(found)]
 
 
 def _ablation_settings(summary: dict | None) -> str:

@@ -124,6 +124,7 @@ def test_results_page_is_written_from_the_recipe_files(toy, tmp_path):
     assert "Strict success also asks the edit region to match the ground truth" in text
     assert "| finetune |" in text and "| pretrain_sft_offset | 1 |" in text
     assert "| pretrain_sft_10pct, seed 0 |" in text  # per edit type, from the run's own evaluation
+    assert "| Do shared RoPE positions beat offset ones? | pretrain_sft vs pretrain_sft_offset |" in text
     assert "budget=4 pretrain_share=0.5 seeds=[0]" in text
     assert (output.parent / "results" / "ablation.png").is_file()
     assert "| returns its source |" in text and f"--compare 'returns its source={identity}'" in text

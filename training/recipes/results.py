@@ -314,8 +314,8 @@ def write_results(
              for stage in ("pretrain", "finetune")}  # fmt: skip
     lines += [
         "Recipe wall time per step (seconds, on the machine that ran it, slowed by whatever else it ran at the "
-        "time). A step that was killed and resumed shows its last run only; for the training steps the time in optimizer steps, summed from the run's log over "
-        "every resume, is beside it.",
+        "time). A step that was killed and resumed shows its last run only; for the training steps the time in "
+        "optimizer steps, summed from the run's log over every resume, is beside it.",
         "",
         "| step | seconds | optimizer steps (from the log) |",
         "|---|---|---|",

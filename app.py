@@ -627,7 +627,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", help=f"a preset ({', '.join(PRESETS)}) or a pipeline folder; demo by default")
     parser.add_argument("--base", help="icve: the HunyuanVideo base folder (diffusers layout) or hub id")
     parser.add_argument("--transformer", help="icve: the ICVE transformer folder or hub id")
-    parser.add_argument("--precision", choices=sorted(PRECISIONS), help="bf16 on CUDA and fp32 on CPU by default")
+    parser.add_argument(
+        "--precision", choices=sorted(PRECISIONS),
+        help="bf16 where the device computes it natively (CUDA, AVX512-BF16 or AMX CPUs), else fp32, by default",
+    )  # fmt: skip
     parser.add_argument("--quantization", choices=METHODS, default="none", help="int8 or nf4 weights (large models)")
     parser.add_argument("--memory", choices=PLANS, default="auto", help="where the model's parts live while editing")
     parser.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
@@ -647,7 +650,7 @@ def load_model(args: argparse.Namespace) -> tuple[VideoEditPipeline, str]:
     )
     pipe = load_pipeline(args.model, base=args.base, transformer=args.transformer, options=options)
     pipe.set_progress_bar_config(disable=True)
-    precision = {v: k for k, v in PRECISIONS.items()}.get(options.dtype(), str(options.dtype()))
+    precision = options.resolved_precision()
     plan = pipe.memory_plan + (" (chosen by auto)" if args.memory == "auto" else "")
     summary = f"{precision} on {options.torch_device()}, memory plan {plan}, quantization {args.quantization}"
     return pipe, summary

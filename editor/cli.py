@@ -46,7 +46,10 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     edit.add_argument("--base", help="icve: HunyuanVideo base folder (diffusers layout) or hub id")
     edit.add_argument("--transformer", help="icve: ICVE transformer folder (original or diffusers layout) or hub id")
-    edit.add_argument("--precision", choices=sorted(PRECISIONS), help="bf16 on CUDA and fp32 on CPU by default")
+    edit.add_argument(
+        "--precision", choices=sorted(PRECISIONS),
+        help="bf16 where the device computes it natively (CUDA, AVX512-BF16 or AMX CPUs), else fp32, by default",
+    )  # fmt: skip
     edit.add_argument("--quantization", choices=METHODS, default="none", help="int8 or nf4 weights for the big parts")
     edit.add_argument("--quant-backend", choices=BACKENDS, default="auto", help="bitsandbytes (CUDA) or torchao")
     edit.add_argument("--memory", choices=PLANS, default="auto", help="where the parts live while editing")
@@ -84,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     assemble.add_argument(
         "--transformer", help="transformer folder or checkpoint; the base's own text-to-video one for pretraining"
     )
-    assemble.add_argument("--precision", choices=sorted(PRECISIONS), help="bf16 on CUDA and fp32 on CPU by default")
+    assemble.add_argument("--precision", choices=sorted(PRECISIONS), default="fp32", help="of the saved weights")
 
     convert = commands.add_parser("convert", help="convert an original-format HunyuanVideo/ICVE transformer")
     convert.add_argument("weights", type=Path, help="original-format .safetensors state dict")

@@ -27,6 +27,21 @@ logger = logging.getLogger(__name__)
 
 PRECISIONS = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether `device` multiplies bf16 in hardware: CUDA, or a CPU with AVX512-BF16 or AMX.
+
+    Elsewhere bf16 is emulated and slower than fp32. On a 2-core AVX512-BF16 CPU the demo model edits a clip in 1.4 s
+    in bf16 against 2.0 s in fp32, its frames within 44-53 dB PSNR of the fp32 ones.
+    """
+    if device.type == "cuda":
+        return True
+    if device.type != "cpu":
+        return False
+    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")  # private, so absent ones count as no
+    return any(getattr(torch.cpu, probe, lambda: False)() for probe in probes)
+
+
 # What a HunyuanVideo base folder must hold (diffusers layout), and an ICVE transformer folder (original layout).
 BASE_FILES = (
     "vae/config.json",
@@ -50,7 +65,7 @@ class LoadOptions:
     """How to load: precision, quantization, memory plan, and the clip size the memory estimate is made for."""
 
     device: str | None = None
-    precision: str | None = None  # bf16 on CUDA, fp32 elsewhere
+    precision: str | None = None  # bf16 where the device computes it natively (`native_bf16`), fp32 elsewhere
     quantization: Quantization = field(default_factory=Quantization)
     memory_plan: str = "auto"
     max_memory_gib: float | None = None
@@ -67,11 +82,14 @@ class LoadOptions:
     def torch_device(self) -> torch.device:
         return torch.device(self.device or ("cuda" if torch.cuda.is_available() else "cpu"))
 
-    def dtype(self) -> torch.dtype:
-        precision = self.precision or ("bf16" if self.torch_device().type == "cuda" else "fp32")
+    def resolved_precision(self) -> str:
+        precision = self.precision or ("bf16" if native_bf16(self.torch_device()) else "fp32")
         if precision not in PRECISIONS:
             raise ValueError(f"precision {precision!r} is not one of {sorted(PRECISIONS)}")
-        return PRECISIONS[precision]
+        return precision
+
+    def dtype(self) -> torch.dtype:
+        return PRECISIONS[self.resolved_precision()]
 
 
 def _missing(folder: Path, patterns: tuple[str, ...]) -> list[str]:

@@ -44,6 +44,18 @@ class PromptEmbeds:
             pooled=self.pooled.to(device=device, dtype=dtype),
         )
 
+    def cat(self, other: PromptEmbeds) -> PromptEmbeds:
+        """This batch followed by `other`'s, the shorter padded (and masked out) to the longer's token count."""
+        length = max(self.states.shape[1], other.states.shape[1])
+        states, masks = [], []
+        for embeds in (self, other):
+            missing = length - embeds.states.shape[1]
+            states.append(F.pad(embeds.states, (0, 0, 0, missing)))  # B, L, D
+            masks.append(F.pad(embeds.mask, (0, missing)))  # B, L
+        return PromptEmbeds(
+            states=torch.cat(states), mask=torch.cat(masks), pooled=torch.cat([self.pooled, other.pooled])
+        )
+
     def repeat(self, times: int) -> PromptEmbeds:
         """Repeat each instruction `times` times along the batch (for several videos per instruction)."""
         return PromptEmbeds(

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from editor.loading import LoadOptions
 from editor.video import read_video, write_video
 
 REPO = Path(__file__).resolve().parents[1]
@@ -254,7 +255,11 @@ def test_the_loaded_model_reports_the_memory_plan_auto_chose(tiny_pipeline_dir):
 
     pipe, summary = app.load_model(app.build_parser().parse_args(["--model", str(tiny_pipeline_dir)]))
     assert pipe.memory_plan == "none"
-    assert summary == "fp32 on cpu, memory plan none (chosen by auto), quantization none"
+    precision = LoadOptions(device="cpu").resolved_precision()  # bf16 or fp32, as this CPU computes
+    assert summary == f"{precision} on cpu, memory plan none (chosen by auto), quantization none"
+    args = app.build_parser().parse_args(["--model", str(tiny_pipeline_dir), "--precision", "fp16"])
+    _, summary = app.load_model(args)
+    assert summary.startswith("fp16 on cpu")
 
 
 def test_the_bundled_model_states_its_benchmark_scores(tmp_path, monkeypatch):

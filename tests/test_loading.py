@@ -31,7 +31,8 @@ def test_icve_preset_from_local_folders_edits_a_clip(icve_sources, clip):
 
 def test_converted_transformer_matches_the_golden_fixture_and_is_cached(icve_sources, golden_dir):
     _, transformer = icve_sources
-    pipe = load_pipeline("icve", base=icve_sources[0], transformer=transformer, options=LoadOptions(device="cpu"))
+    options = LoadOptions(device="cpu", precision="fp32")  # the fixture was made in fp32
+    pipe = load_pipeline("icve", base=icve_sources[0], transformer=transformer, options=options)
     cache = transformer / "icve-diffusers"
     assert (cache / "config.json").is_file() and (cache / "conversion.json").is_file()
     stamp = (cache / "conversion.json").stat().st_mtime_ns
@@ -76,6 +77,18 @@ def test_local_pipeline_folder_with_precision(tiny_pipeline_dir, clip):
     assert pipe.text_encoder.text_model.dtype == torch.bfloat16
     pipe.set_progress_bar_config(disable=True)
     assert pipe(clip, "make it blue", num_frames=5).frames.shape[1] == 5
+
+
+@pytest.mark.parametrize(
+    ("avx512_bf16", "amx", "expected"), [(True, False, "bf16"), (False, True, "bf16"), (False, False, "fp32")]
+)
+def test_default_precision_is_bf16_only_where_the_cpu_computes_it(monkeypatch, avx512_bf16, amx, expected):
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+    assert LoadOptions(device="cpu").resolved_precision() == expected
+    assert LoadOptions(device="cpu").dtype() == {"bf16": torch.bfloat16, "fp32": torch.float32}[expected]
+    assert LoadOptions(device="cpu", precision="fp32").resolved_precision() == "fp32"  # an explicit choice wins
+    assert LoadOptions(device="cuda").resolved_precision() == "bf16"
 
 
 def test_bad_precision_and_bitsandbytes_without_cuda(tiny_pipeline_dir):

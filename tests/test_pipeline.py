@@ -66,7 +66,7 @@ def test_unconditional_branch_keeps_the_source(pipe, clip, monkeypatch):
         return forward(*args, **kwargs)
 
     monkeypatch.setattr(pipe.transformer, "forward", spy)
-    edit(pipe, clip, num_inference_steps=3, guidance_scale=4.0, negative_prompt="blurry")
+    edit(pipe, clip, num_inference_steps=3, guidance_scale=4.0, negative_prompt="blurry", batch_guidance=False)
     assert len(calls) == 6  # conditional + unconditional per step
     assert all(call["source_latents"] is not None for call in calls)
     sources = {call["source_latents"].data_ptr() for call in calls}
@@ -79,6 +79,30 @@ def test_unconditional_branch_keeps_the_source(pipe, clip, monkeypatch):
     calls.clear()
     edit(pipe, clip, num_inference_steps=3, guidance_scale=1.0)
     assert len(calls) == 3  # guidance 1 runs the conditional branch only
+
+
+def test_batched_guidance_runs_both_branches_in_one_forward_with_the_same_result(pipe, clip, monkeypatch):
+    calls = []
+    forward = pipe.transformer.forward
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs)
+        return forward(*args, **kwargs)
+
+    monkeypatch.setattr(pipe.transformer, "forward", spy)
+    batched = edit(pipe, clip, num_inference_steps=3, guidance_scale=4.0, negative_prompt="blurry")
+    assert len(calls) == 3  # a small clip batches by default: one forward per step
+    call = calls[0]
+    assert call["hidden_states"].shape[0] == 2 and call["source_latents"].shape[0] == 2
+    half = call["hidden_states"].shape[0] // 2
+    assert torch.equal(call["hidden_states"][:half], call["hidden_states"][half:])  # one target, two instructions
+    assert not torch.equal(call["encoder_hidden_states"][:half], call["encoder_hidden_states"][half:])
+
+    separate = edit(
+        pipe, clip, num_inference_steps=3, guidance_scale=4.0, negative_prompt="blurry", batch_guidance=False
+    )
+    assert len(calls) == 3 + 6
+    assert np.abs(batched.frames.astype(int) - separate.frames.astype(int)).max() <= 1
 
 
 def test_guidance_changes_the_result(pipe, clip):

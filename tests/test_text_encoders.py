@@ -6,7 +6,7 @@ import pytest
 import torch
 from tiny_pipeline import tiny_llama_clip_encoder, tiny_sentence_encoder
 
-from editor.text_encoders import LlamaClipTextEncoder, SentenceTextEncoder
+from editor.text_encoders import LlamaClipTextEncoder, PromptEmbeds, SentenceTextEncoder
 
 PROMPTS = ["replace the dog with a cat", "make the ball blue"]
 
@@ -92,6 +92,18 @@ def test_sentence_encoder_pools_valid_tokens():
     # Padding does not change the pooled vector: a longer max_length gives the same sentence embedding.
     encoder.register_to_config(max_length=24)
     torch.testing.assert_close(encoder(PROMPTS).pooled, embeds.pooled, atol=1e-5, rtol=1e-5)
+
+
+def test_prompt_embeds_cat_pads_the_shorter_batch_with_masked_tokens():
+    long = tiny_sentence_encoder()(PROMPTS)
+    mask = torch.ones(1, 4, dtype=torch.long)
+    short = PromptEmbeds(states=torch.ones(1, 4, 16), mask=mask, pooled=torch.ones(1, 16))
+    both = long.cat(short)
+    assert both.states.shape == (3, 16, 16) and both.mask.shape == (3, 16) and both.pooled.shape == (3, 16)
+    torch.testing.assert_close(both.states[:2], long.states)
+    assert both.mask[2].tolist() == [1] * 4 + [0] * 12
+    assert not both.states[2, 4:].any()
+    assert short.cat(long).states.shape == (3, 16, 16)
 
 
 def test_minilm_matches_sentence_transformers():

@@ -86,7 +86,7 @@ class EvalConfig:
     negative_prompt: str | None = None
     seed: int = 0  # each sample's noise is seeded from this and its id
     device: str | None = None  # cuda when available, else cpu
-    precision: str | None = None  # bf16 on CUDA, fp32 elsewhere
+    precision: str | None = None  # as the app: bf16 where the device computes it natively, fp32 elsewhere
     limit: int | None = None  # only the first records of the benchmark
     # scoring
     judge: BackendConfig | None = None  # a curation describer (world, chat, transformers), or null for none
@@ -276,6 +276,7 @@ def model_identity(config: EvalConfig, defaults: EditDefaults | None) -> dict:
     if config.edits is not None:
         edits = str(Path(config.edits).resolve())
         return {"kind": "edits", "name": config.model or "precomputed edits", "edits": edits}
+    from editor.loading import LoadOptions
     from editor.presets import PRESETS
 
     preset = config.model in PRESETS
@@ -293,7 +294,7 @@ def model_identity(config: EvalConfig, defaults: EditDefaults | None) -> dict:
         "path": None if preset else str(Path(config.model).expanduser().resolve()),
         "base": config.base,
         "transformer": config.transformer,
-        "precision": config.precision,
+        "precision": LoadOptions(device=config.device, precision=config.precision).resolved_precision(),
         "sampling": sampling,
     }
 

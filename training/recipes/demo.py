@@ -242,12 +242,13 @@ def step_timing(recipe: DemoRecipe, runs: int = 7) -> None:
 
     import torch
 
-    from editor.loading import load_pipeline
+    from editor.loading import LoadOptions, load_pipeline
     from editor.video import read_video
     from training.curation.manifest import read_manifest
 
     paths = _paths(recipe)
-    pipe = load_pipeline(paths["runs"] / "finetune" / "pipeline")
+    options = LoadOptions()  # what the app loads: bf16 where this CPU computes it natively
+    pipe = load_pipeline(paths["runs"] / "finetune" / "pipeline", options=options)
     pipe.set_progress_bar_config(disable=True)
     record = next(iter(read_manifest(paths["benchmark"] / "manifest.jsonl")))
     seconds = 2.0
@@ -261,7 +262,8 @@ def step_timing(recipe: DemoRecipe, runs: int = 7) -> None:
     timing = {
         "clip_seconds": seconds, "frames_in": len(frames), "frames_edited": int(result.frames.shape[1]),
         "steps": pipe.defaults.num_inference_steps, "guidance_scale": pipe.defaults.guidance_scale,
-        "median_seconds": statistics.median(times), "runs": [round(t, 3) for t in times],
+        "precision": options.resolved_precision(), "median_seconds": statistics.median(times),
+        "runs": [round(t, 3) for t in times],
         "threads": torch.get_num_threads(), "device": "cuda" if _cuda() else "cpu", "machine": platform.machine(),
     }  # fmt: skip
     (paths["eval"] / "timing.json").write_text(json.dumps(timing, indent=1) + "\n")

@@ -263,7 +263,8 @@ def write_results(
         "place, so an object removed into a smear of another colour passes. Strict success also asks the edit "
         f"region to match the ground truth (PSNR inside the mask >= {model['strict_psnr_db']:g} dB) wherever the "
         "source and the instruction fix what it should look like, i.e. for every type but "
-        f"{' and '.join(model['strict_free_types'])}; for those two it equals clean success.",
+        f"{' and '.join(model['strict_free_types'])}; for those two it equals clean success. The model edited in "
+        f"{model['model']['precision'] or 'fp32'}, as the app does on this machine.",
         "",
         "| edit type | edits | clean success | >= 80% | strict success | verified | identity: clean | PSNR (dB) | "
         "identity: PSNR | PSNR outside mask | PSNR inside mask | identity: inside | flicker |",
@@ -305,7 +306,8 @@ def write_results(
     if timing:
         lines += [
             f"Editing a {timing['clip_seconds']:g}-second clip ({timing['frames_edited']} frames, "
-            f"{timing['steps']} steps, guidance {timing['guidance_scale']:g}) takes "
+            f"{timing['steps']} steps, guidance {timing['guidance_scale']:g}, "
+            f"{timing.get('precision', 'fp32')}) takes "
             f"**{timing['median_seconds']:.2f} s** (median of {len(timing['runs'])}) on {timing['device']} "
             f"with {timing['threads']} threads ({timing['machine']}).",
             "",

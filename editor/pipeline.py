@@ -37,9 +37,9 @@ logger = logging.getLogger(__name__)
 # Above this many source pixels (frames x height x width) the VAE encodes and decodes in tiles to bound memory.
 VAE_TILING_PIXELS = 61 * 480 * 768 // 2
 # Guidance batches its two branches up to this many latent cells per clip (F' x H' x W'; 192 for the demo model's
-# 9 x 64 x 64 clips): there one forward of twice the batch shares the per-call overhead of two (the demo model edits
-# about 10% faster on 2 CPU cores, see benchmarks/demo_edit_speed.py). Above it one branch keeps the device busy, and
-# batching would only double the activations.
+# 9 x 64 x 64 clips): there one forward of twice the batch shares the per-call overhead of two (on 2 CPU cores the
+# demo model edits 1.16x faster in bf16, and as fast in fp32: benchmarks/demo_edit_speed.py). Above it one branch
+# keeps the device busy, and batching would only double the activations.
 BATCHED_GUIDANCE_MAX_CELLS = 16384
 
 
@@ -339,9 +339,9 @@ class VideoEditPipeline(DiffusionPipeline):
             mask_frame: the frame (of the clip the model sees) a still mask was drawn on.
             mask_propagation: "static" keeps a still mask in place; "track" moves it with the content (optical flow).
             mask_feather: width in pixels of the soft edge inside the mask.
-            batch_guidance: run guidance's two branches as one forward of twice the batch (faster where one branch
-                leaves the processor idle) or one after the other (half the activation memory). `None` batches
-                them when the in-context sequence is short.
+            batch_guidance: run guidance's two branches as one forward of twice the batch (one call's overhead
+                instead of two) or one after the other (half the activation memory). `None` batches them when the
+                clip is short (`BATCHED_GUIDANCE_MAX_CELLS`).
         """
         d = self.defaults
         negative_prompt = d.negative_prompt if negative_prompt is None else negative_prompt
@@ -424,16 +424,14 @@ class VideoEditPipeline(DiffusionPipeline):
                 # Timesteps stay float32: in bf16, values near 1000 would round to multiples of 4.
                 timestep = t.expand(batch_size).float()
                 if do_cfg and batch_guidance:
-                    both = self._predict(
+                    velocity, velocity_uncond = self._predict(
                         torch.cat([latents, latents]), both_sources, torch.cat([timestep, timestep]), both_embeds,
                         both_guidance,
-                    )  # fmt: skip
-                    velocity, velocity_uncond = both.chunk(2)
-                elif do_cfg:
-                    velocity = self._predict(latents, source_latents, timestep, embeds, guidance)
-                    velocity_uncond = self._predict(latents, source_latents, timestep, negative_embeds, guidance)
+                    ).chunk(2)  # fmt: skip
                 else:
                     velocity = self._predict(latents, source_latents, timestep, embeds, guidance)
+                    if do_cfg:
+                        velocity_uncond = self._predict(latents, source_latents, timestep, negative_embeds, guidance)
                 if do_cfg:
                     velocity = velocity_uncond + guidance_scale * (velocity - velocity_uncond)
                 latents = self.scheduler.step(velocity, t, latents, return_dict=False)[0]

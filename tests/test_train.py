@@ -144,6 +144,14 @@ def test_stage_configs_load(name):
         assert config.init == "runs/stage1/pipeline"  # stage 2 continues from stage 1's result
 
 
+def test_yes_no_on_off_stay_words_in_configs_and_overrides(tmp_path):
+    (tmp_path / "c.yaml").write_text("mixed_precision: no\ntensorboard: false\n")
+    config = load_config(TrainConfig, tmp_path / "c.yaml", ["gradient_checkpointing=true", "init=off"])
+    assert config.mixed_precision == "no" and config.init == "off"
+    assert config.tensorboard is False and config.gradient_checkpointing is True
+    assert load_config(TrainConfig, None, ["mixed_precision=no"]).mixed_precision == "no"
+
+
 def test_bad_values_are_named():
     with pytest.raises(ValueError, match="transformer"):
         check_config(TrainConfig(cache=Path("c"), init="scratch"))

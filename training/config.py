@@ -8,6 +8,7 @@ types), and the dataclass defaults fill the rest. Unknown names are errors that 
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from pathlib import Path
@@ -16,6 +17,24 @@ from typing import Any, TypeVar
 import yaml
 
 T = TypeVar("T")
+
+
+class ConfigLoader(yaml.SafeLoader):
+    """YAML with YAML 1.2's booleans: only true/false. YAML 1.1 also reads yes/no/on/off as booleans, which turns
+    `mixed_precision=no` into False."""
+
+
+ConfigLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+ConfigLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+
+
+def parse_yaml(text: str) -> Any:
+    return yaml.load(text, Loader=ConfigLoader)  # a SafeLoader: no arbitrary objects
 
 
 def _field_types(cls: type) -> dict[str, Any]:
@@ -99,7 +118,7 @@ def apply_overrides(values: dict, overrides: list[str]) -> dict:
             child = node.get(key)
             node[key] = dict(child) if isinstance(child, dict) else {}
             node = node[key]
-        node[keys[-1]] = yaml.safe_load(raw)
+        node[keys[-1]] = parse_yaml(raw)
     return values
 
 
@@ -110,5 +129,5 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: list[st
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"config file not found: {path}")
-        values = yaml.safe_load(path.read_text()) or {}
+        values = parse_yaml(path.read_text()) or {}
     return from_dict(cls, apply_overrides(values, overrides or []))

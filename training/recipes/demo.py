@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from training.atomic import atomic_write, atomic_write_dir
-from training.config import from_dict, load_config, to_dict
+from training.config import from_dict, load_config, parse_yaml, to_dict
 
 logger = logging.getLogger(__name__)
 
@@ -308,9 +308,7 @@ STEP_SETTINGS: dict[str, tuple[str, ...]] = {
 
 
 def yaml_values(path: Path) -> dict[str, Any]:
-    import yaml
-
-    return yaml.safe_load(path.read_text()) or {}
+    return parse_yaml(path.read_text()) or {}
 
 
 def torch_seed(seed: int) -> None:

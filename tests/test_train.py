@@ -150,6 +150,8 @@ def test_yes_no_on_off_stay_words_in_configs_and_overrides(tmp_path):
     assert config.mixed_precision == "no" and config.init == "off"
     assert config.tensorboard is False and config.gradient_checkpointing is True
     assert load_config(TrainConfig, None, ["mixed_precision=no"]).mixed_precision == "no"
+    with pytest.raises(ValueError, match=r"validation=None .*validation\.manifest=null"):
+        check_config(load_config(TrainConfig, None, ["cache=c", "init=runs/stage1/pipeline", "validation=null"]))
 
 
 def test_bad_values_are_named():

@@ -127,6 +127,11 @@ def check_config(config: TrainConfig) -> None:
     if config.init == "scratch" and not isinstance(config.transformer, dict):
         raise ValueError("init=scratch needs a `transformer` mapping of ICVETransformer3DModel arguments")
     config.lora.check()
+    if not isinstance(config.validation, ValidationConfig):
+        raise ValueError(
+            f"validation={config.validation!r} must be a mapping of its settings; validation.manifest=null turns "
+            "validation edits off"
+        )
     config.validation.check()
 
 

@@ -17,7 +17,7 @@ from diffusers import AutoencoderKLHunyuanVideo, FlowMatchEulerDiscreteScheduler
 
 from .convert import config_from_original, load_transformer
 from .memory import PLANS, GiB, MemoryChoice, apply_memory_plan, available_memory, choose_plan, estimate_memory
-from .pipeline import VideoEditPipeline
+from .pipeline import BATCHED_GUIDANCE_MAX_CELLS, VideoEditPipeline
 from .presets import DEFAULT_MODEL, PRESETS, ModelPreset
 from .quantization import TEXT_MODEL_BLOCK_PREFIXES, TRANSFORMER_BLOCK_PREFIXES, Quantization, quantize_linear_layers
 from .text_encoders import LlamaClipTextEncoder
@@ -157,7 +157,9 @@ def estimate_for_preset(
     height = options.height or preset.defaults.height
     width = options.width or preset.defaults.width
     patch = init.get("patch_size", 2)
-    latent_tokens = ((frames - 1) // 4 + 1) * (height // 8 // patch) * (width // 8 // patch)
+    latent_cells = ((frames - 1) // 4 + 1) * (height // 8) * (width // 8)
+    latent_tokens = latent_cells // (patch * patch)
+    batched = preset.defaults.guidance_scale > 1 and latent_cells <= BATCHED_GUIDANCE_MAX_CELLS
     estimate = estimate_memory(
         transformer_parameters=parameters,
         transformer_hidden=init["num_attention_heads"] * init["attention_head_dim"],
@@ -171,6 +173,7 @@ def estimate_for_preset(
         height=height,
         width=width,
         activation_bytes=int(bytes_per),
+        batch=2 if batched else 1,
     )
     summary = f"{frames} frames at {width}x{height}: {estimate.describe()}"
     if options.memory_plan != "auto":

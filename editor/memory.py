@@ -94,9 +94,11 @@ def estimate_memory(
     height: int,
     width: int,
     activation_bytes: int = 2,
+    batch: int = 1,
 ) -> MemoryEstimate:
-    """Estimate an edit's memory. `latent_tokens` counts the video tokens of one clip (source and target double it)."""
-    tokens = 2 * latent_tokens + text_tokens
+    """Estimate an edit's memory. `latent_tokens` counts the video tokens of one clip (source and target double it);
+    `batch` clips go through the transformer at once (2 when guidance batches its branches)."""
+    tokens = batch * (2 * latent_tokens + text_tokens)
     pixels = frames * height * width
     return MemoryEstimate(
         transformer=int(transformer_parameters * transformer_bytes_per_parameter),

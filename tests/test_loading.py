@@ -109,6 +109,23 @@ def test_auto_plan_with_a_cap_on_cpu(icve_sources, clip, caplog):
     assert pipe(clip, "x", num_inference_steps=1, height=32, width=48, num_frames=5).frames.shape[1] == 5
 
 
+def test_the_estimate_counts_both_guidance_branches_where_the_pipeline_batches_them(icve_sources, monkeypatch):
+    import editor.loading
+    from editor.loading import estimate_for_preset
+    from editor.pipeline import BATCHED_GUIDANCE_MAX_CELLS
+
+    batches = []
+    estimate = editor.loading.estimate_memory
+    monkeypatch.setattr(editor.loading, "estimate_memory", lambda **kw: batches.append(kw["batch"]) or estimate(**kw))
+    base, transformer = icve_sources
+    short = LoadOptions(device="cpu", frames=5, height=32, width=48)  # 2 x 4 x 6 latent cells
+    side = int((BATCHED_GUIDANCE_MAX_CELLS / 2) ** 0.5) * 8 + 64
+    large = LoadOptions(device="cpu", frames=5, height=side, width=side)  # over the cells guidance batches
+    for options in (short, large):
+        estimate_for_preset(ICVE, base, transformer, options)
+    assert batches == [2, 1]
+
+
 def test_bundled_demo_preset_loads_its_folder_or_says_how_to_make_it(tmp_path, monkeypatch):
     from tiny_pipeline import save_tiny_pipeline
 

@@ -56,6 +56,16 @@ def test_vae_tiling_is_chosen_when_the_decode_does_not_fit(full_size_parameters)
     assert choose_plan(small, GiB).vae_tiling is False
 
 
+def test_batched_guidance_doubles_the_activations_only():
+    sizes = dict(
+        transformer_parameters=10**6, transformer_hidden=64, transformer_bytes_per_parameter=4, text_encoder_bytes=0,
+        vae_bytes=0, latent_tokens=64, text_tokens=8, frames=9, height=64, width=64,
+    )  # fmt: skip
+    one, two = estimate_memory(**sizes), estimate_memory(**sizes, batch=2)
+    assert two.activations == 2 * one.activations
+    assert (two.transformer, two.vae_decode) == (one.transformer, one.vae_decode)
+
+
 def test_too_little_memory_warns_and_takes_the_leanest_plan(full_size_parameters, caplog):
     choice = choose_plan(icve_estimate(full_size_parameters, 2, 2), 4 * GiB)
     assert (choice.plan, choice.vae_tiling) == ("group_offload", True)

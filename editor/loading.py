@@ -31,8 +31,8 @@ PRECISIONS = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float
 def native_bf16(device: torch.device) -> bool:
     """Whether `device` multiplies bf16 in hardware: CUDA, or a CPU with AVX512-BF16 or AMX.
 
-    Elsewhere bf16 is emulated and slower than fp32. On a 2-core AVX512-BF16 CPU the demo model edits a clip in 1.4 s
-    in bf16 against 2.0 s in fp32, its frames within 44-53 dB PSNR of the fp32 ones.
+    Elsewhere bf16 is emulated and slower than fp32. On a 2-core AVX512-BF16 CPU the demo model edits about 1.4x
+    faster in bf16, its frames about 50 dB PSNR from the fp32 ones (`benchmarks/demo_edit_speed.py`).
     """
     if device.type == "cuda":
         return True

@@ -264,6 +264,26 @@ def test_resume_skips_scored_samples_and_refuses_other_settings(world, tiny_pipe
         evaluate(replace(config, steps=2), pipe=pipe)
 
 
+def test_a_run_recorded_before_precision_was_resolved_resumes_in_the_precision_it_meant(
+    world, tiny_pipeline_dir, tmp_path
+):
+    from editor.pipeline import VideoEditPipeline
+
+    pipe = _CountingPipe(VideoEditPipeline.from_pretrained(tiny_pipeline_dir))
+    config = _config(world["manifest"], tmp_path / "out", model=str(tiny_pipeline_dir), limit=1, steps=1, guidance=1.0)
+    config = replace(config, device="cpu", precision="fp32")
+    evaluate(config, pipe=pipe)
+    run = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert run["model"]["precision"] == "fp32"
+    run["model"]["precision"] = None  # as older versions wrote it: null meant fp32 on a CPU
+    (tmp_path / "out" / "run.json").write_text(json.dumps(run))
+
+    assert evaluate(config, pipe=pipe)["counts"]["resumed"] == 1 and pipe.calls == 1
+    (tmp_path / "out" / "run.json").write_text(json.dumps(run))
+    with pytest.raises(ValueError, match="other settings"):
+        evaluate(replace(config, precision="bf16"), pipe=pipe)
+
+
 def test_missing_clip_is_dropped_and_missing_ground_truth_is_allowed(world, tmp_path):
     good = world["records"][0]
     # Real-footage records: no ground truth, and an instruction the world's verifier cannot parse.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 
 import pytest
@@ -126,6 +127,7 @@ def test_results_page_is_written_from_the_recipe_files(toy, tmp_path):
     assert "| pretrain_sft_10pct, seed 0 |" in text  # per edit type, from the run's own evaluation
     assert "| Do shared RoPE positions beat offset ones? | pretrain_sft vs pretrain_sft_offset |" in text
     assert "budget=4 pretrain_share=0.5 seeds=[0]" in text
+    assert shlex.quote(f"recipe_overrides={json.dumps(overrides)}") in text  # the reproduce line is the one that ran
     assert (output.parent / "results" / "ablation.png").is_file()
     assert "| returns its source |" in text and f"--compare 'returns its source={identity}'" in text
     assert "\npython -m training.evaluate --model source\n" in text  # a --reproduce command, listed

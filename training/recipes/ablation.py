@@ -154,8 +154,9 @@ def run(config: AblationConfig) -> dict:
             rows.append({"variant": variant, "seed": seed, **_overall(results)})
             logger.info("%s seed %d: %s", variant, seed, rows[-1])
             # Written after every run, so the runs finished so far can be read while the rest train.
-            summary = {"budget_steps": config.budget, "pretrain_share": config.pretrain_share, "runs": rows,
-                       "planned_runs": planned, "variants": _summarise(rows)}  # fmt: skip
+            summary = {"budget_steps": config.budget, "pretrain_share": config.pretrain_share,
+                       "recipe_overrides": config.recipe_overrides, "runs": rows, "planned_runs": planned,
+                       "variants": _summarise(rows)}  # fmt: skip
             _write_summary(root, summary)
     return summary
 

@@ -169,7 +169,11 @@ def _ablation_settings(summary: dict | None) -> str:
         return ""
     seeds = sorted({run["seed"] for run in summary["runs"]})
     seeds_arg = ",".join(map(str, seeds))
-    return f" budget={summary['budget_steps']} pretrain_share={summary['pretrain_share']:g} seeds=[{seeds_arg}]"
+    settings = f" budget={summary['budget_steps']} pretrain_share={summary['pretrain_share']:g} seeds=[{seeds_arg}]"
+    overrides = summary.get("recipe_overrides")
+    if overrides:
+        settings += " " + shlex.quote(f"recipe_overrides={json.dumps(overrides)}")
+    return settings
 
 
 def _ablation_plot(summary: dict, path: Path) -> str:

@@ -25,6 +25,20 @@ def clip() -> np.ndarray:
     return rng.integers(0, 256, size=(12, 50, 70, 3), dtype=np.uint8)
 
 
+@pytest.fixture
+def forward_calls(pipe, monkeypatch) -> list[dict]:
+    """The keyword arguments of every transformer forward while the test runs."""
+    calls = []
+    forward = pipe.transformer.forward
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs)
+        return forward(*args, **kwargs)
+
+    monkeypatch.setattr(pipe.transformer, "forward", spy)
+    return calls
+
+
 def edit(pipe, video, seed=0, **kwargs):
     return pipe(video, INSTRUCTION, generator=torch.Generator().manual_seed(seed), **kwargs)
 
@@ -57,15 +71,8 @@ def test_tensor_input_and_several_prompts(pipe, clip):
     assert out.frames.shape == (2, 5, 48, 80, 3)
 
 
-def test_unconditional_branch_keeps_the_source(pipe, clip, monkeypatch):
-    calls = []
-    forward = pipe.transformer.forward
-
-    def spy(*args, **kwargs):
-        calls.append(kwargs)
-        return forward(*args, **kwargs)
-
-    monkeypatch.setattr(pipe.transformer, "forward", spy)
+def test_unconditional_branch_keeps_the_source(pipe, clip, forward_calls):
+    calls = forward_calls
     edit(pipe, clip, num_inference_steps=3, guidance_scale=4.0, negative_prompt="blurry", batch_guidance=False)
     assert len(calls) == 6  # conditional + unconditional per step
     assert all(call["source_latents"] is not None for call in calls)
@@ -81,15 +88,8 @@ def test_unconditional_branch_keeps_the_source(pipe, clip, monkeypatch):
     assert len(calls) == 3  # guidance 1 runs the conditional branch only
 
 
-def test_batched_guidance_runs_both_branches_in_one_forward_with_the_same_result(pipe, clip, monkeypatch):
-    calls = []
-    forward = pipe.transformer.forward
-
-    def spy(*args, **kwargs):
-        calls.append(kwargs)
-        return forward(*args, **kwargs)
-
-    monkeypatch.setattr(pipe.transformer, "forward", spy)
+def test_batched_guidance_runs_both_branches_in_one_forward_with_the_same_result(pipe, clip, forward_calls):
+    calls = forward_calls
     batched = edit(pipe, clip, num_inference_steps=3, guidance_scale=4.0, negative_prompt="blurry")
     assert len(calls) == 3  # a small clip batches by default: one forward per step
     call = calls[0]

@@ -330,15 +330,17 @@ def load_baseline(path: Path, geometry: Geometry) -> dict:
     return {"name": data["model"]["name"], "path": str(file), "benchmark": data["benchmark"], "aggregates": aggregates}
 
 
-def _check_run(output: Path, settings: dict, legacy_precision: str) -> None:
+def _check_run(output: Path, settings: dict, device: str | None) -> None:
     """Record what the samples depend on; refuse to mix samples made with other settings into one folder."""
     path = output / "run.json"
     if path.is_file():
         before = json.loads(path.read_text())
         model = before.get("model") or {}
         if model.get("kind") in ("pipeline", "preset") and "precision" in model and model["precision"] is None:
+            from editor.loading import LoadOptions
+
             # Recorded before the default precision was resolved: null meant bf16 on CUDA and fp32 elsewhere.
-            model["precision"] = legacy_precision
+            model["precision"] = "bf16" if LoadOptions(device=device).torch_device().type == "cuda" else "fp32"
         if before != settings:
             changed = ", ".join(sorted(k for k in set(before) | set(settings) if before.get(k) != settings.get(k)))
             raise ValueError(
@@ -422,11 +424,8 @@ def evaluate(
     features = None if config.features_weights is None else str(Path(config.features_weights).resolve())
     scoring = {"judge": judge, "verify": config.verify, "clip": None if config.clip is None else str(config.clip),
                "features_weights": features, "features_backbone": config.features_backbone}  # fmt: skip
-    from editor.loading import LoadOptions
-
-    legacy_precision = "bf16" if LoadOptions(device=config.device).torch_device().type == "cuda" else "fp32"
     _check_run(output, {"version": RESULTS_VERSION, "model": identity, "geometry": dataclasses.asdict(geometry),
-                        "scoring": scoring}, legacy_precision)  # fmt: skip
+                        "scoring": scoring}, config.device)  # fmt: skip
 
     if describer is None and config.judge is not None:
         describer = build_describer(config.judge)

@@ -20,7 +20,7 @@ from training.curation.manifest import write_jsonl
 from training.export import export_checkpoint
 from training.lora import LoraSettings
 from training.run_log import read_log
-from training.train import TrainConfig, check_config, checkpoint_dirs, main, train
+from training.train import TrainConfig, check_config, checkpoint_dirs, lr_factor, main, train
 from training.validation import ValidationConfig
 
 INSTRUCTIONS = ["make the ball blue", "remove the flower vase", "replace the dog with a cat"]
@@ -166,12 +166,26 @@ def test_bad_values_are_named():
         load_config(TrainConfig, None, ["lr=fast"])
 
 
+def test_lr_schedule_warms_up_holds_then_decays_to_zero():
+    factors = [lr_factor(step, steps=10, warmup_steps=2, decay_steps=4) for step in range(11)]
+    assert factors == pytest.approx([0.0, 0.5, 1.0, 1.0, 1.0, 1.0, 1.0, 0.75, 0.5, 0.25, 0.0])
+    # Extending a run with the same decay length replays it up to where its decay began.
+    longer = [lr_factor(step, steps=20, warmup_steps=2, decay_steps=4) for step in range(16)]
+    assert longer[:6] == factors[:6] and longer[6:16] == [1.0] * 10
+    assert [lr_factor(step, steps=10, warmup_steps=2, decay_steps=0) for step in (5, 9)] == [1.0, 1.0]
+    with pytest.raises(ValueError, match=r"warmup_steps=2 \+ decay_steps=9 exceed steps=10"):
+        check_config(TrainConfig(cache=Path("c"), init="x", steps=10, warmup_steps=2, decay_steps=9))
+    with pytest.raises(ValueError, match="decay_steps=-1"):
+        check_config(TrainConfig(cache=Path("c"), init="x", decay_steps=-1))
+
+
 def test_resume_matches_uninterrupted_run(tmp_path, cache_dir, model_dir):
     # Accumulation over 2 batches of 2 from 3 samples: epochs roll over inside steps, so the data position matters.
-    settings = dict(gradient_accumulation=2, checkpoint_every=2, steps=4)
+    # The first part runs at a constant LR and the resumed one adds a decay: the way a run is extended.
+    settings = dict(gradient_accumulation=2, checkpoint_every=2, steps=6, decay_steps=2)
     whole = train(_config(cache_dir, model_dir, tmp_path / "whole", **settings))
 
-    train(_config(cache_dir, model_dir, tmp_path / "split", **{**settings, "steps": 2}))
+    train(_config(cache_dir, model_dir, tmp_path / "split", **{**settings, "steps": 4, "decay_steps": 0}))
     with pytest.raises(ValueError, match="--resume"):
         train(_config(cache_dir, model_dir, tmp_path / "split", **settings))
     resumed = train(_config(cache_dir, model_dir, tmp_path / "split", **settings), resume=True)
@@ -182,6 +196,7 @@ def test_resume_matches_uninterrupted_run(tmp_path, cache_dir, model_dir):
     whole_log = (tmp_path / "whole" / "log.jsonl").read_text().splitlines()
     split_log = (tmp_path / "split" / "log.jsonl").read_text().splitlines()
     assert [json.loads(r)["loss"] for r in split_log] == [json.loads(r)["loss"] for r in whole_log]
+    assert [json.loads(r)["lr"] for r in whole_log][-3:] == pytest.approx([1e-3, 5e-4, 0.0])
 
 
 def test_non_finite_loss_names_the_step(tmp_path, cache_dir, model_dir, monkeypatch):

@@ -30,13 +30,13 @@ import time
 from collections.abc import Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import torch
 import yaml
 from accelerate import Accelerator
-from diffusers.optimization import get_constant_schedule_with_warmup
 from safetensors.torch import load_file
 from torch.utils.data import DataLoader
 
@@ -74,6 +74,7 @@ class TrainConfig:
     lr: float = 1e-5
     weight_decay: float = 0.0
     warmup_steps: int = 0
+    decay_steps: int = 0  # the LR falls linearly to zero over the last this many steps (0: constant to the end)
     gradient_accumulation: int = 1  # batches per optimizer step
     grad_clip: float | None = 1.0  # max gradient norm; None turns clipping off
     lora: LoraSettings = field(default_factory=LoraSettings)  # rank 0: full fine-tuning
@@ -104,6 +105,12 @@ def check_config(config: TrainConfig) -> None:
             raise ValueError(f"{name}={value!r} must be a positive integer")
     if isinstance(config.warmup_steps, bool) or not isinstance(config.warmup_steps, int) or config.warmup_steps < 0:
         raise ValueError(f"warmup_steps={config.warmup_steps!r} must be a non-negative integer")
+    if isinstance(config.decay_steps, bool) or not isinstance(config.decay_steps, int) or config.decay_steps < 0:
+        raise ValueError(f"decay_steps={config.decay_steps!r} must be a non-negative integer")
+    if config.warmup_steps + config.decay_steps > config.steps:
+        raise ValueError(
+            f"warmup_steps={config.warmup_steps} + decay_steps={config.decay_steps} exceed steps={config.steps}"
+        )
     if config.optimizer not in OPTIMIZERS:
         raise ValueError(f"optimizer={config.optimizer!r} must be one of {OPTIMIZERS}")
     if not isinstance(config.lr, int | float) or not config.lr > 0:
@@ -172,6 +179,19 @@ def build_optimizer(config: TrainConfig, parameters: list[torch.nn.Parameter], d
 
         return bnb.optim.AdamW8bit(parameters, lr=config.lr, weight_decay=config.weight_decay)
     return torch.optim.AdamW(parameters, lr=config.lr, weight_decay=config.weight_decay)
+
+
+def lr_factor(step: int, steps: int, warmup_steps: int, decay_steps: int) -> float:
+    """The LR multiplier at `step`: a linear warmup, constant, then a linear fall to zero over the last `decay_steps`.
+
+    The constant middle is what lets a run be extended: more steps with the same decay length replay the first run
+    exactly up to where its decay would have begun. The fall at the end is where the loss drops most.
+    """
+    if step < warmup_steps:
+        return step / warmup_steps
+    if decay_steps and step >= steps - decay_steps:
+        return max(0.0, (steps - step) / decay_steps)
+    return 1.0
 
 
 # Data -------------------------------------------------------------------------------------------------------------
@@ -255,7 +275,8 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
 
     # Optimizer and schedule (stepped once per optimizer step, whatever the number of processes)
     optimizer = build_optimizer(config, parameters, device)
-    scheduler = get_constant_schedule_with_warmup(optimizer, num_warmup_steps=config.warmup_steps)
+    factor = partial(lr_factor, steps=config.steps, warmup_steps=config.warmup_steps, decay_steps=config.decay_steps)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
     model, optimizer = accelerator.prepare(model, optimizer)
     unwrapped = accelerator.unwrap_model(model)
     # Noise, sigmas and instruction dropout come from this generator alone (one stream per process), so its state

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from safetensors.torch import save_file
 from test_metrics import tiny_clip_dir  # noqa: F401  (a tiny CLIP folder, shared with the metric tests)
 
@@ -280,8 +281,10 @@ def test_a_run_recorded_before_precision_was_resolved_resumes_in_the_precision_i
 
     assert evaluate(config, pipe=pipe)["counts"]["resumed"] == 1 and pipe.calls == 1
     (tmp_path / "out" / "run.json").write_text(json.dumps(run))
+    # A ready-made pipeline is recorded in its own dtype, whatever the config says.
+    bf16 = VideoEditPipeline.from_pretrained(tiny_pipeline_dir, torch_dtype=torch.bfloat16)
     with pytest.raises(ValueError, match="other settings"):
-        evaluate(replace(config, precision="bf16"), pipe=pipe)
+        evaluate(config, pipe=bf16)
 
 
 def test_missing_clip_is_dropped_and_missing_ground_truth_is_allowed(world, tmp_path):

@@ -409,6 +409,11 @@ def evaluate(
     defaults = _model_defaults(config)
     geometry = resolve_geometry(config, defaults)
     identity = model_identity(config, defaults)
+    if pipe is not None and "precision" in identity:
+        # A ready-made pipeline runs in its own dtype, whatever the config would have loaded it in.
+        from editor.loading import PRECISIONS
+
+        identity["precision"] = next(k for k, v in PRECISIONS.items() if v == pipe.transformer.dtype)
     baseline = None if config.baseline is None else load_baseline(config.baseline, geometry)
     if config.model == IDENTITY:
         editor: Editor = _identity_editor

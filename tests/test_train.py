@@ -175,6 +175,7 @@ def test_lr_schedule_warms_up_holds_then_decays_to_zero():
     assert [lr_factor(step, steps=10, warmup_steps=2, decay_steps=0) for step in (5, 9)] == [1.0, 1.0]
     with pytest.raises(ValueError, match=r"warmup_steps=2 \+ decay_steps=9 exceed steps=10"):
         check_config(TrainConfig(cache=Path("c"), init="x", steps=10, warmup_steps=2, decay_steps=9))
+    check_config(TrainConfig(cache=Path("c"), init="x", steps=10, warmup_steps=50))  # a short run's warmup
     with pytest.raises(ValueError, match="decay_steps=-1"):
         check_config(TrainConfig(cache=Path("c"), init="x", decay_steps=-1))
 

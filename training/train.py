@@ -107,7 +107,8 @@ def check_config(config: TrainConfig) -> None:
         raise ValueError(f"warmup_steps={config.warmup_steps!r} must be a non-negative integer")
     if isinstance(config.decay_steps, bool) or not isinstance(config.decay_steps, int) or config.decay_steps < 0:
         raise ValueError(f"decay_steps={config.decay_steps!r} must be a non-negative integer")
-    if config.warmup_steps + config.decay_steps > config.steps:
+    # A warmup longer than a short run is fine (the LR never reaches its peak); a decay must fit after the warmup.
+    if config.decay_steps and config.warmup_steps + config.decay_steps > config.steps:
         raise ValueError(
             f"warmup_steps={config.warmup_steps} + decay_steps={config.decay_steps} exceed steps={config.steps}"
         )

@@ -327,6 +327,9 @@ def test_resume_is_exact_with_lora_and_ema(tmp_path, cache_dir, model_dir, varia
     # The last checkpoint, exported, is what training saved: the average, or the adapters merged.
     exported = _weights(export_checkpoint(tmp_path / "whole") / "transformer")
     assert (tmp_path / "whole" / "pipeline-step-000004" / "model_index.json").is_file()
+    # Where the weights were loaded from (a checkpoint, after a resume) is not written as if it were the model's.
+    for folder in (resumed, tmp_path / "whole" / "pipeline-step-000004"):
+        assert "_name_or_path" not in json.loads((folder / "transformer" / "config.json").read_text())
     for name in expected:
         torch.testing.assert_close(exported[name], expected[name], rtol=1e-6, atol=1e-6, msg=name)
     with pytest.raises(ValueError, match="step=3 has no checkpoint"):

@@ -11,6 +11,7 @@ training ends: the EMA weights when the run averaged, LoRA adapters merged.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import shutil
 import sys
@@ -44,6 +45,12 @@ def save_pipeline(transformer: nn.Module, base: Path, folder: Path) -> Path:
     def write(tmp: Path) -> None:
         shutil.copytree(base, tmp, ignore=skip_transformer)
         transformer.save_pretrained(tmp / "transformer", safe_serialization=True)
+        # diffusers records where the model was loaded from: for a resumed run, a checkpoint the saved weights have
+        # long left behind, and a path on the training machine either way. It is not part of the model.
+        config_file = tmp / "transformer" / "config.json"
+        config = json.loads(config_file.read_text())
+        config.pop("_name_or_path", None)
+        config_file.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
 
     atomic_write_dir(folder, write)
     logger.info("saved pipeline %s (components from %s)", folder, base)

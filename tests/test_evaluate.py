@@ -282,7 +282,7 @@ def test_a_run_recorded_before_precision_was_resolved_resumes_in_the_precision_i
     assert evaluate(config, pipe=pipe)["counts"]["resumed"] == 1 and pipe.calls == 1
     (tmp_path / "out" / "run.json").write_text(json.dumps(run))
     # A ready-made pipeline is recorded in its own dtype, whatever the config says.
-    bf16 = VideoEditPipeline.from_pretrained(tiny_pipeline_dir, torch_dtype=torch.bfloat16)
+    bf16 = VideoEditPipeline.from_pretrained(tiny_pipeline_dir, dtype=torch.bfloat16)
     with pytest.raises(ValueError, match="other settings"):
         evaluate(config, pipe=bf16)
 
@@ -386,3 +386,51 @@ def test_world_config_loads():
     config = load_config(EvalConfig, REPO / "configs" / "eval" / "world.yaml")
     assert config.model == "source" and config.judge is not None and config.judge.kind == "world"
     assert (config.height, config.width, config.frames, config.fps) == (SIZE, SIZE, FRAMES, FPS)
+
+
+def test_an_add_placed_elsewhere_is_clean_and_older_runs_gain_the_edit_region(world, tmp_path):
+    from test_world import moved_object
+
+    from training.world import parse_instruction, verify
+
+    # "include a ..." leaves the place open: the object beside where the ground truth put it is a right edit.
+    rng = np.random.default_rng(3)
+    while True:
+        scene = random_scene(rng, num_frames=FRAMES)
+        try:
+            edit = random_edit(scene, rng, types=("add",), num_frames=FRAMES)
+        except ValueError:
+            continue
+        instruction = instruction_for(edit, scene, rng, num_frames=FRAMES)
+        source, target, mask = render_pair(scene, edit, FRAMES, SIZE, SIZE)
+        moved = [moved_object(source, target, mask, dx) for dx in (20, -20)]
+        moved = [e for e in moved if e is not None and verify(source, e, instruction).followed]
+        if parse_instruction(instruction).location is None and moved:
+            break
+    mask_frames = np.repeat(mask[..., None].astype(np.uint8) * 255, 3, axis=-1)
+    files = {name: _write(tmp_path / f"add_{name}.mp4", frames)
+             for name, frames in (("source", source), ("target", target), ("mask", mask_frames))}  # fmt: skip
+    add = _record("world-add", files["source"], instruction, "add", files["target"], files["mask"])
+    recolour = next(r for r in world["records"] if r["id"] == "world-recolour")
+    edits = tmp_path / "edits"
+    edits.mkdir()
+    write_video(edits / "world-add.mp4", moved[0], FPS, lossless=True)
+    write_video(edits / "world-recolour.mp4", world["targets"]["world-recolour"], FPS, lossless=True)
+    benchmark = _manifest(tmp_path / "bench.jsonl", [add, recolour])
+    # Lossless copies of the edits: the metric read back from them must be the one scored.
+    config = _config(benchmark, tmp_path / "out", edits=edits, model="moved", lossless_edits=True, **GEOMETRY)
+    added = _by_id(evaluate(config))["world-add"]
+    assert added["verifier"]["followed"] is True, added["verifier"]["reason"]
+    assert added["metrics"]["psnr_outside_mask"] < 25 <= added["metrics"]["psnr_outside_edit"]
+    assert added["clean_success"] is True
+
+    # A run scored before the metric existed gains it on resume, from its saved edits, without editing again.
+    first = {s["id"]: s["metrics"]["psnr_outside_edit"] for s in evaluate(config)["samples"]}
+    for path in (tmp_path / "out" / "samples").glob("*.json"):
+        sample = json.loads(path.read_text())
+        del sample["metrics"]["psnr_outside_edit"]
+        path.write_text(json.dumps(sample))
+    resumed = evaluate(config)
+    assert resumed["counts"]["resumed"] == 2
+    assert {s["id"]: s["metrics"]["psnr_outside_edit"] for s in resumed["samples"]} == pytest.approx(first)
+    assert _by_id(resumed)["world-add"]["clean_success"] is True

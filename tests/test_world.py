@@ -294,3 +294,41 @@ def test_heldout_phrasings_never_appear_in_training_phrasings():
         assert parse_instruction(next(iter(heldout))) is not None  # the verifier still reads them
     with pytest.raises(ValueError, match="phrasing='novel'"):
         phrase(intent, rng, phrasing="novel")
+
+
+def moved_object(source: np.ndarray, target: np.ndarray, mask: np.ndarray, dx: int) -> np.ndarray | None:
+    """`source` with the target's added object pasted `dx` pixels to the side; None if it would leave the frame."""
+    frames, rows, cols = np.nonzero(mask)
+    if not len(cols) or cols.max() + dx >= source.shape[2] or cols.min() + dx < 0:
+        return None
+    edited = source.copy()
+    edited[frames, rows, cols + dx] = target[frames, rows, cols]
+    return edited
+
+
+def test_an_object_added_elsewhere_than_the_ground_truth_is_part_of_the_edit(rendered_pairs):
+    from training.evaluation.scoring import psnr_outside_edit
+    from training.metrics import psnr
+    from training.world.verifier import added_region
+
+    tested = 0
+    for _, _, text, source, target, mask in rendered_pairs["add"]:
+        if parse_instruction(text).location is not None:
+            continue  # "in the top left" fixes the place; moving the object may break it
+        for dx in (20, -20):
+            edited = moved_object(source, target, mask, dx)
+            if edited is not None and verify(source, edited, text).followed:
+                break
+        else:
+            continue
+        added = added_region(source, edited, text)
+        assert added is not None and added.shape == mask.shape, text
+        # Outside the ground truth's mask the moved object is a difference; set aside, nothing else changed.
+        assert psnr(edited, target, ~mask) < 25 <= psnr_outside_edit(edited, target, mask, added), text
+        tested += 1
+    assert tested >= 5, tested
+    # Only an add that happened has an added region.
+    _, _, text, source, target, _ = rendered_pairs["add"][0]
+    assert added_region(source, source, text) is None
+    for _, _, text, source, target, _ in rendered_pairs["remove"][:5]:
+        assert added_region(source, target, text) is None

@@ -48,7 +48,15 @@ from training.curation.backends import KINDS, BackendConfig, build_describer
 from training.curation.pipeline import stable_seed
 from training.evaluation.inputs import Drop, Geometry, read_benchmark, read_clip, read_mask, sample_name
 from training.evaluation.report import write_reports, write_strip, write_text
-from training.evaluation.scoring import METRICS, PSNR_CAP_DB, Scorer, aggregate, clean_success, strict_success
+from training.evaluation.scoring import (
+    METRICS,
+    PSNR_CAP_DB,
+    Scorer,
+    aggregate,
+    clean_success,
+    psnr_outside_edit,
+    strict_success,
+)
 
 if TYPE_CHECKING:  # the pipeline's imports take seconds: only a run that generates pays for them
     from editor.pipeline import VideoEditPipeline
@@ -385,6 +393,32 @@ def _evaluate_sample(
     }
 
 
+def _lacks_outside_edit(sample: dict, config: EvalConfig) -> bool:
+    """Whether `sample` was scored before PSNR outside the edit existed, and would have it now."""
+    metrics = sample["metrics"]
+    scored = config.verify and sample["has_ground_truth"] and sample["has_mask"]
+    return scored and "psnr_outside_edit" not in metrics and "psnr_outside_mask" in metrics
+
+
+def _add_outside_edit(sample: dict, record: dict, geometry: Geometry, output: Path) -> dict:
+    """`sample` with PSNR outside the edit, from its saved edit. It differs from PSNR outside the mask only where
+    an added object was found, and only then is it measured on the saved (compressed) edit."""
+    from training.world.verifier import added_region
+
+    metrics = dict(sample["metrics"])
+    metrics["psnr_outside_edit"] = metrics["psnr_outside_mask"]
+    if sample["edit_type"] == "add" and metrics["psnr_outside_mask"] is not None:
+        source = read_clip(record["source"], geometry, "source")
+        edited = read_clip({"path": str(output / sample["edit"]), "start": 0.0, "end": None}, geometry, "edit")
+        added = added_region(source, edited, record["instruction"])
+        if added is not None:
+            target = read_clip(record["target"], geometry, "target")
+            mask = read_mask(record["mask"], geometry)
+            metrics["psnr_outside_edit"] = psnr_outside_edit(edited, target, mask, added)
+    logger.info("%s: PSNR outside the edit added to a sample scored before it existed", sample["id"])
+    return {**sample, "metrics": metrics}
+
+
 def _load_sample(path: Path) -> dict | None:
     try:
         return json.loads(path.read_text())
@@ -453,6 +487,9 @@ def evaluate(
         path = output / "samples" / f"{name}.json"
         sample = _load_sample(path) if path.is_file() else None
         if sample is not None:
+            if _lacks_outside_edit(sample, config):
+                sample = _add_outside_edit(sample, record, geometry, output)
+                write_text(path, json.dumps(sample, indent=2, allow_nan=False) + "\n")
             samples.append(sample)
             resumed += 1
             continue

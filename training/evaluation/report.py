@@ -29,6 +29,7 @@ TABLE_METRICS = (
     "judge_total",
     "psnr",
     "psnr_outside_mask",
+    "psnr_outside_edit",
     "psnr_inside_mask",
     "ssim",
     "ssim_outside_mask",

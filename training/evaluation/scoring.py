@@ -73,6 +73,12 @@ METRICS: tuple[MetricInfo, ...] = (
         f"against the ground truth where the edit mask is 0; capped at {PSNR_CAP_DB:g} dB",
     ),
     MetricInfo(
+        "psnr_outside_edit",
+        "PSNR outside edit (dB)",
+        "as outside mask, but an added object counts as edited wherever the edit put it (the instruction may leave "
+        f"its place open); capped at {PSNR_CAP_DB:g} dB",
+    ),
+    MetricInfo(
         "psnr_inside_mask",
         "PSNR inside mask (dB)",
         f"against the ground truth where the edit mask is 1 (the whole clip for whole-frame edits); capped at "
@@ -91,6 +97,15 @@ METRIC_INFO = {m.key: m for m in METRICS}
 
 def _capped_psnr(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) -> float:
     return min(psnr(a, b, mask), PSNR_CAP_DB)
+
+
+def psnr_outside_edit(
+    edited: np.ndarray, target: np.ndarray, mask: np.ndarray, added: np.ndarray | None
+) -> float | None:
+    """PSNR against the ground truth outside the mask and outside `added`, the object an add instruction asked for
+    where the edit put it (`training.world.verifier.added_region`); None where nothing lies outside."""
+    outside = ~mask if added is None else ~(mask | added[: len(mask)])
+    return _capped_psnr(edited, target, outside) if outside.any() else None
 
 
 class Scorer:
@@ -159,6 +174,11 @@ class Scorer:
                 metrics[f"judge_{name}"] = None if scores is None else scores[name]
             metrics["judge_total"] = None if scores is None else sum(scores.values())
         verifier = self._verify(source, edited, instruction) if self.verify else None
+        if verifier is not None and target is not None and mask is not None:
+            from training.world.verifier import added_region
+
+            added = added_region(source, edited, instruction)
+            metrics["psnr_outside_edit"] = psnr_outside_edit(edited, target, mask, added)
         return {"metrics": metrics, "judge_error": judge_error, "verifier": verifier}
 
     def _judge(self, source: np.ndarray, edited: np.ndarray, instruction: str) -> tuple[dict | None, str | None]:
@@ -183,8 +203,9 @@ class Scorer:
 
 
 def clean_success(sample: dict, psnr_threshold: float) -> bool | None:
-    """Verified, and the ground truth's unedited pixels kept (PSNR outside the mask, or of the whole clip when the
-    record has no mask, at least `psnr_threshold`). None without a verdict or a ground truth."""
+    """Verified, and the ground truth's unedited pixels kept (PSNR outside the edit - the mask, and an added object
+    wherever it went - or of the whole clip when the record has no mask, at least `psnr_threshold`). None without a
+    verdict or a ground truth."""
     verifier = sample.get("verifier") or {}
     followed = verifier.get("followed")
     metrics = sample["metrics"]
@@ -192,7 +213,8 @@ def clean_success(sample: dict, psnr_threshold: float) -> bool | None:
         return None
     if not sample["has_mask"]:
         return bool(followed and metrics["psnr"] >= psnr_threshold)
-    kept = metrics["psnr_outside_mask"]
+    # Runs scored before the edit region knew about added objects have the mask alone.
+    kept = metrics["psnr_outside_edit"] if "psnr_outside_edit" in metrics else metrics["psnr_outside_mask"]
     # Nothing lies outside a whole-frame mask: there only the verdict counts.
     return bool(followed and (kept is None or kept >= psnr_threshold))
 

@@ -260,8 +260,10 @@ def write_results(
         "## The shipped model on the held-out benchmark",
         "",
         f"Clean success = the world verifier says the edit happened AND PSNR outside the edit region >= "
-        f"{model['clean_psnr_db']:g} dB; the target is {CLEAN_TARGET:.0%} per edit type. The identity baseline "
-        "returns the source unchanged.",
+        f"{model['clean_psnr_db']:g} dB; the target is {CLEAN_TARGET:.0%} per edit type. The edit region is the "
+        'ground truth\'s mask and, for an add, the added object wherever the edit put it: "add a red ball" leaves '
+        'open where it goes (the table\'s "PSNR outside mask" is the mask alone). The identity baseline returns '
+        "the source unchanged.",
         "",
         "Clean success is lenient: the verifier checks that the named change happened, not what was left in its "
         "place, so an object removed into a smear of another colour passes. Strict success also asks the edit "

@@ -41,6 +41,7 @@ class _Assessment:
     side_effects: list[str] = field(default_factory=list)
     reason: str = ""
     involved: set[str] = field(default_factory=set)  # colours the edit may legitimately touch
+    added: list[DetectedObject] = field(default_factory=list)  # an add's new objects where the instruction asked
 
 
 def _matches(obj: DetectedObject, colour: str | None, shape: str | None) -> bool:
@@ -77,6 +78,7 @@ def _check_object_edit(a: _Assessment, intent: Intent, before: Description, afte
             a.partial = len(after.objects) > len(before.objects)
             return
         where = [o for o in new if _at(intent.location, o, after)]
+        a.added = where
         a.primary = bool(where)
         a.partial = not where
         a.reason = f"a {_name(intent.colour, intent.shape)} appeared" + ("" if where else " but not where asked")
@@ -161,6 +163,34 @@ def verify(source: np.ndarray, edited: np.ndarray, instruction: str) -> Verdict:
     return Verdict(followed, edit_type, reason)
 
 
+def added_region(source: np.ndarray, edited: np.ndarray, instruction: str) -> np.ndarray | None:
+    """bool [F, H, W]: where the object an add instruction asked for is in `edited`, grown by ~3 px at 64 px;
+    None unless the instruction is an add and the object is there.
+
+    "Add a red ball" leaves open where the ball goes, so a ground truth's mask marks one right place of many: an
+    edit that puts the ball elsewhere has changed pixels outside that mask that it was asked to change.
+    """
+    _check_clips(source, edited)
+    before, after = describe(source), describe(edited)
+    a = _assess(before, after, instruction)
+    if a.intent is None or a.intent.type != "add" or not a.added:
+        return None
+    ids = [COLOUR_NAMES.index(o.colour) + 1 for o in a.added]
+    count = min(len(source), len(edited))
+    region = np.zeros(edited.shape[:3], bool)
+    for f in range(count):
+        # Pixels that took the new object's colour: a same-coloured object the source already had is not excused.
+        now = np.isin(colour_labels(unstyle_frame(edited[f], after.style)), ids)
+        region[f] = now & ~np.isin(colour_labels(unstyle_frame(source[f], before.style)), ids)
+    return _grow(region)
+
+
+def _grow(region: np.ndarray) -> np.ndarray:
+    grow = max(3, round(3 * min(region.shape[1:3]) / 64))
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))
+    return np.stack([cv2.dilate(m.astype(np.uint8), kernel) > 0 for m in region])
+
+
 def _edit_region(a: _Assessment, source: np.ndarray, edited: np.ndarray, styles: tuple) -> np.ndarray:
     """bool [F, H, W]: pixels of the colours the edit involves, in either clip, grown by ~3 px at 64 px."""
     region = np.zeros(source.shape[:3], bool)
@@ -170,9 +200,7 @@ def _edit_region(a: _Assessment, source: np.ndarray, edited: np.ndarray, styles:
     for clip, style in ((source, styles[0]), (edited, styles[1])):
         for f, frame in enumerate(clip[: len(region)]):
             region[f] |= np.isin(colour_labels(unstyle_frame(frame, style)), ids)
-    grow = max(3, round(3 * min(source.shape[1:3]) / 64))
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))
-    return np.stack([cv2.dilate(m.astype(np.uint8), kernel) > 0 for m in region])
+    return _grow(region)
 
 
 def _level(value: float, bounds: tuple[float, float, float]) -> int:

@@ -28,6 +28,11 @@ logger = logging.getLogger(__name__)
 PRECISIONS = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 
 
+def precision_name(dtype: torch.dtype) -> str:
+    """`dtype` as `PRECISIONS` names it; another dtype (a quantized model's storage) by torch's name."""
+    return next((name for name, known in PRECISIONS.items() if known == dtype), str(dtype).removeprefix("torch."))
+
+
 def native_bf16(device: torch.device) -> bool:
     """Whether `device` multiplies bf16 in hardware: CUDA, or a CPU with AVX512-BF16 or AMX.
 

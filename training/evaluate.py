@@ -445,9 +445,9 @@ def evaluate(
     identity = model_identity(config, defaults)
     if pipe is not None and "precision" in identity:
         # A ready-made pipeline runs in its own dtype, whatever the config would have loaded it in.
-        from editor.loading import PRECISIONS
+        from editor.loading import precision_name
 
-        identity["precision"] = next(k for k, v in PRECISIONS.items() if v == pipe.transformer.dtype)
+        identity["precision"] = precision_name(pipe.transformer.dtype)
     baseline = None if config.baseline is None else load_baseline(config.baseline, geometry)
     if config.model == IDENTITY:
         editor: Editor = _identity_editor

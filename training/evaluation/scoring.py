@@ -173,12 +173,16 @@ class Scorer:
             for name in JUDGE_CRITERIA:
                 metrics[f"judge_{name}"] = None if scores is None else scores[name]
             metrics["judge_total"] = None if scores is None else sum(scores.values())
-        verifier = self._verify(source, edited, instruction) if self.verify else None
-        if verifier is not None and target is not None and mask is not None:
-            from training.world.verifier import added_region
+        verifier = None
+        if self.verify:
+            from training.world.verifier import verify
 
-            added = added_region(source, edited, instruction)
-            metrics["psnr_outside_edit"] = psnr_outside_edit(edited, target, mask, added)
+            verdict = verify(source, edited, instruction)
+            # An instruction the world's language does not parse (real footage) has no verdict, rather than a failure.
+            followed = None if verdict.edit_type == "unknown" else bool(verdict.followed)
+            verifier = {"followed": followed, "edit_type": verdict.edit_type, "reason": verdict.reason}
+            if target is not None and mask is not None:
+                metrics["psnr_outside_edit"] = psnr_outside_edit(edited, target, mask, verdict.added)
         return {"metrics": metrics, "judge_error": judge_error, "verifier": verifier}
 
     def _judge(self, source: np.ndarray, edited: np.ndarray, instruction: str) -> tuple[dict | None, str | None]:
@@ -188,15 +192,6 @@ class Scorer:
         except BackendReplyError as error:
             logger.warning("judge failed: %s", error)
             return None, str(error)
-
-    @staticmethod
-    def _verify(source: np.ndarray, edited: np.ndarray, instruction: str) -> dict:
-        from training.world.verifier import verify
-
-        verdict = verify(source, edited, instruction)
-        # An instruction the world's language does not parse (real footage) has no verdict, rather than a failure.
-        followed = None if verdict.edit_type == "unknown" else bool(verdict.followed)
-        return {"followed": followed, "edit_type": verdict.edit_type, "reason": verdict.reason}
 
 
 # Aggregates ---------------------------------------------------------------------------------------------------------

@@ -31,6 +31,8 @@ class Verdict:
     followed: bool
     edit_type: str
     reason: str
+    # bool [F, H, W] for an add whose object is there: where it is (see `added_region`); None otherwise.
+    added: np.ndarray | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass
@@ -156,11 +158,13 @@ def _check_clips(source: np.ndarray, edited: np.ndarray) -> None:
 def verify(source: np.ndarray, edited: np.ndarray, instruction: str) -> Verdict:
     """Whether ``edited`` is ``source`` with the instruction carried out and nothing else visibly changed."""
     _check_clips(source, edited)
-    a = _assess(describe(source), describe(edited), instruction)
+    before, after = describe(source), describe(edited)
+    a = _assess(before, after, instruction)
     edit_type = a.intent.type if a.intent else "unknown"
     followed = a.primary and not a.side_effects
     reason = "; ".join([a.reason, *a.side_effects])
-    return Verdict(followed, edit_type, reason)
+    added = _added_region(a, source, edited, (before.style, after.style)) if edit_type == "add" else None
+    return Verdict(followed, edit_type, reason, added)
 
 
 def added_region(source: np.ndarray, edited: np.ndarray, instruction: str) -> np.ndarray | None:
@@ -170,18 +174,19 @@ def added_region(source: np.ndarray, edited: np.ndarray, instruction: str) -> np
     "Add a red ball" leaves open where the ball goes, so a ground truth's mask marks one right place of many: an
     edit that puts the ball elsewhere has changed pixels outside that mask that it was asked to change.
     """
-    _check_clips(source, edited)
-    before, after = describe(source), describe(edited)
-    a = _assess(before, after, instruction)
-    if a.intent is None or a.intent.type != "add" or not a.added:
+    return verify(source, edited, instruction).added
+
+
+def _added_region(a: _Assessment, source: np.ndarray, edited: np.ndarray, styles: tuple) -> np.ndarray | None:
+    if not a.added:
         return None
     ids = [COLOUR_NAMES.index(o.colour) + 1 for o in a.added]
     count = min(len(source), len(edited))
     region = np.zeros(edited.shape[:3], bool)
     for f in range(count):
         # Pixels that took the new object's colour: a same-coloured object the source already had is not excused.
-        now = np.isin(colour_labels(unstyle_frame(edited[f], after.style)), ids)
-        region[f] = now & ~np.isin(colour_labels(unstyle_frame(source[f], before.style)), ids)
+        now = np.isin(colour_labels(unstyle_frame(edited[f], styles[1])), ids)
+        region[f] = now & ~np.isin(colour_labels(unstyle_frame(source[f], styles[0])), ids)
     return _grow(region)
 
 

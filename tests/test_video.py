@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import stat
 import time
 from fractions import Fraction
 from pathlib import Path
@@ -393,6 +394,12 @@ def test_write_rejects_bad_fps(tmp_path: Path) -> None:
     with pytest.raises(VideoError, match="fps"):
         write_video(tmp_path / "bad.mp4", np.zeros((2, 16, 16, 3), np.uint8), 0)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_written_clip_has_the_usual_permissions(tmp_path: Path) -> None:
+    (tmp_path / "plain.txt").write_text("plain")
+    out = write_video(tmp_path / "out.mp4", np.zeros((2, 16, 16, 3), np.uint8), 10)
+    assert stat.S_IMODE(out.stat().st_mode) == stat.S_IMODE((tmp_path / "plain.txt").stat().st_mode)
 
 
 def test_failed_write_keeps_previous_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

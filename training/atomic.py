@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
 
 def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
     """Write through a temporary file beside `path`, renamed over it when complete: readers never see half a file."""
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    tmp = Path(tmp_name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # A fresh name rather than mkstemp's file, so that the file `write` makes gets the usual permissions, not 0600.
+    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
     try:
         write(tmp)
         os.replace(tmp, path)

@@ -6,7 +6,7 @@ import logging
 import math
 import numbers
 import os
-import tempfile
+import uuid
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -147,9 +147,8 @@ def write_video(
     audio = _load_audio(Path(audio_from), audio_start, num / float(rate)) if audio_from is not None else None
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".partial.mp4")
-    os.close(fd)
-    tmp = Path(tmp_name)
+    # A fresh name rather than mkstemp's file, so that the clip gets the usual permissions, not 0600.
+    tmp = path.parent / f".{path.stem}.{uuid.uuid4().hex}.partial.mp4"
     try:
         try:
             _encode(tmp, frames, rate, audio, lossless)

@@ -21,14 +21,13 @@ Frames are read from it at the model's frame rate, so no clip is cut into files 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
 
 from editor.video import VideoError, conform_clip, read_video
+from training.atomic import atomic_write
 
 PAIR_FIELDS = ("id", "source", "target", "instruction", "edit_type", "mask", "scores", "provenance", "stages")
 
@@ -62,16 +61,13 @@ def validate_pair(record: dict) -> dict:
 def write_jsonl(path: str | Path, records: Iterable[dict]) -> Path:
     """Write records atomically: a temporary file beside `path`, renamed into place when complete."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
+
+    def write(tmp: Path) -> None:
+        with tmp.open("w") as f:
             for record in records:
                 f.write(json.dumps(record, sort_keys=False) + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+
+    atomic_write(path, write)
     return path
 
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections import Counter
 from pathlib import Path
+
+from training.atomic import atomic_write
 
 from .pipeline import RunResult
 
@@ -57,9 +57,6 @@ def render_report(title: str, result: RunResult, seconds: float, sample: int = 3
 
 
 def write_report(path: Path, title: str, result: RunResult, seconds: float) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        f.write(render_report(title, result, seconds))
-    os.replace(tmp, path)
+    text = render_report(title, result, seconds)
+    atomic_write(path, lambda tmp: tmp.write_text(text))
     return path

@@ -7,6 +7,8 @@ import shlex
 from pathlib import Path
 
 import pytest
+import torch
+from safetensors.torch import load_file
 
 from training.config import load_config
 from training.curation.manifest import read_manifest
@@ -27,6 +29,7 @@ def _toy_overrides(tmp_path) -> list[str]:
 
 
 RECIPE = Path(__file__).parents[1] / "configs" / "recipes" / "demo.yaml"
+TRANSFORMER_WEIGHTS = Path("transformer") / "diffusion_pytorch_model.safetensors"
 
 
 @pytest.fixture(scope="module")
@@ -46,6 +49,15 @@ def test_toy_recipe_runs_every_step_and_ships_a_loadable_model(toy):
     assert (shipped / "model_index.json").is_file() and (shipped / "training.json").is_file()
     results = json.loads((tmp_path / "demo" / "eval" / "demo" / "results.json").read_text())
     assert results["aggregates"]["overall"]["count"] == 6  # one benchmark edit of each type, all scored
+    # The shipped weights are the evaluated ones: rounded to the precision the benchmark ran in.
+    from editor.loading import PRECISIONS
+
+    trained = load_file(str(tmp_path / "demo" / "runs" / "finetune" / "pipeline" / TRANSFORMER_WEIGHTS))
+    stored = load_file(str(shipped / TRANSFORMER_WEIGHTS))
+    dtype = PRECISIONS[results["model"]["precision"]]
+    for name, value in trained.items():
+        assert stored[name].dtype == dtype
+        torch.testing.assert_close(stored[name], value.to(dtype), rtol=0, atol=0, msg=name)
 
     from editor.loading import load_pipeline
     from editor.video import read_video

@@ -17,7 +17,7 @@ from training import flow_matching
 from training.cache import CacheConfig, build_cache
 from training.config import load_config
 from training.curation.manifest import write_jsonl
-from training.export import export_checkpoint
+from training.export import export_checkpoint, round_weights
 from training.lora import LoraSettings
 from training.run_log import read_log
 from training.train import TrainConfig, check_config, checkpoint_dirs, lr_factor, main, train
@@ -334,6 +334,32 @@ def test_resume_is_exact_with_lora_and_ema(tmp_path, cache_dir, model_dir, varia
         torch.testing.assert_close(exported[name], expected[name], rtol=1e-6, atol=1e-6, msg=name)
     with pytest.raises(ValueError, match="step=3 has no checkpoint"):
         export_checkpoint(tmp_path / "whole", step=3)
+
+
+def test_rounded_weights_load_as_the_model_cast_at_load_time(tmp_path, model_dir):
+    import shutil
+
+    from editor.loading import LoadOptions
+
+    shutil.copytree(model_dir, tmp_path / "rounded")
+    round_weights(tmp_path / "rounded" / "transformer", "bf16")
+    stored = _weights(tmp_path / "rounded" / "transformer")
+    assert {v.dtype for v in stored.values() if torch.is_floating_point(v)} == {torch.bfloat16}
+
+    def state(folder: Path, precision: str) -> dict[str, torch.Tensor]:
+        pipe = load_pipeline(folder, options=LoadOptions(device="cpu", precision=precision))
+        return pipe.transformer.state_dict()
+
+    cast, rounded = state(model_dir, "bf16"), state(tmp_path / "rounded", "bf16")
+    upcast = state(tmp_path / "rounded", "fp32")
+    for name, value in cast.items():
+        torch.testing.assert_close(rounded[name], value, rtol=0, atol=0, msg=name)
+        assert upcast[name].dtype == torch.float32
+        torch.testing.assert_close(upcast[name], value.float(), rtol=0, atol=0, msg=name)
+    with pytest.raises(ValueError, match="precision 'int3'"):
+        round_weights(tmp_path / "rounded" / "transformer", "int3")
+    with pytest.raises(FileNotFoundError, match="no safetensors"):
+        round_weights(tmp_path, "bf16")
 
 
 def test_ema_weights_are_the_saved_ones(tmp_path, cache_dir, model_dir):

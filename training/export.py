@@ -19,7 +19,7 @@ from pathlib import Path
 
 from torch import nn
 
-from training.atomic import atomic_write_dir
+from training.atomic import atomic_write, atomic_write_dir
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +55,29 @@ def save_pipeline(transformer: nn.Module, base: Path, folder: Path) -> Path:
     atomic_write_dir(folder, write)
     logger.info("saved pipeline %s (components from %s)", folder, base)
     return folder
+
+
+def round_weights(folder: Path, precision: str) -> None:
+    """Store the floating-point weights of the model in `folder` (its safetensors files) in `precision`.
+
+    Loading them in that precision gives the same model as casting the full-precision weights at load time; in a
+    higher one, the rounded weights.
+    """
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from editor.loading import PRECISIONS
+
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision {precision!r} is not one of {sorted(PRECISIONS)}")
+    dtype = PRECISIONS[precision]
+    files = sorted(Path(folder).glob("*.safetensors"))
+    if not files:
+        raise FileNotFoundError(f"{folder} holds no safetensors weights")
+    for file in files:
+        weights = load_file(str(file))
+        rounded = {k: v.to(dtype) if torch.is_floating_point(v) else v for k, v in weights.items()}
+        atomic_write(file, lambda tmp, rounded=rounded: save_file(rounded, str(tmp), metadata={"format": "pt"}))
 
 
 def export_checkpoint(run: Path, step: int | None = None, output: Path | None = None) -> Path:

@@ -12,7 +12,9 @@ One command runs what a lab would run on real video, on the procedural world, wi
 8. `pretrain` (stage 1) then `finetune` (stage 2, from the pretrained pipeline) (`training.train`);
 9. `evaluate`: the fine-tuned model and the identity baseline on the benchmark (`training.evaluate`);
 10. `timing`: the median wall time of editing a two-second clip;
-11. `ship`: the pipeline folder copied to `ship_to` with the evaluation and timing beside it.
+11. `ship`: the pipeline folder copied to `ship_to` with the evaluation and timing beside it, its transformer's
+    weights rounded to the precision the benchmark ran in (bf16 halves the download and is what the app computes in
+    on most CPUs and every GPU).
 
 Every step is resumable and the finished ones are recorded in `root/done/`, so a killed run continues where it
 stopped when the command is repeated. `--until STEP` stops after a step; `--only STEP` runs one (its inputs must
@@ -271,6 +273,8 @@ def step_timing(recipe: DemoRecipe, runs: int = 7) -> None:
 
 
 def step_ship(recipe: DemoRecipe) -> None:
+    from training.export import round_weights
+
     if recipe.ship_to is None:
         logger.info("ship_to is null: the model stays in %s", _paths(recipe)["runs"] / "finetune" / "pipeline")
         return
@@ -280,6 +284,8 @@ def step_ship(recipe: DemoRecipe) -> None:
 
     def write(tmp: Path) -> None:
         shutil.copytree(source, tmp)
+        # The shipped weights are the ones scored: rounded to the benchmark's precision, not kept in fp32.
+        round_weights(tmp / "transformer", results["model"]["precision"])
         timing = json.loads((paths["eval"] / "timing.json").read_text())
         card = {"recipe": to_dict(recipe), "benchmark": results["aggregates"], "timing": timing}
         (tmp / "training.json").write_text(json.dumps(card, indent=1, default=str) + "\n")

@@ -287,6 +287,34 @@ def test_a_run_recorded_before_precision_was_resolved_resumes_in_the_precision_i
         evaluate(config, pipe=bf16)
 
 
+def test_codec_ceiling_scores_the_ground_truth_through_the_codec(world, tiny_pipeline_dir, tmp_path):
+    from editor.pipeline import VideoEditPipeline
+    from training.evaluation.inputs import read_clip
+    from training.metrics import psnr
+
+    no_truth = {**world["records"][0], "id": "no-truth", "target": None, "mask": None}
+    benchmark = _manifest(tmp_path / "bench.jsonl", [*world["records"], no_truth])
+    config = _config(benchmark, tmp_path / "out", model=str(tiny_pipeline_dir), codec_ceiling=True, device="cpu",
+                     precision="fp32")  # fmt: skip
+    results = evaluate(config)
+
+    assert results["model"]["kind"] == "codec_ceiling" and "sampling" not in results["model"]
+    assert results["model"]["name"] == f"ground truth through the codec of {tiny_pipeline_dir}"
+    assert results["counts"]["dropped"] == {"no ground truth": 1}
+    pipe = VideoEditPipeline.from_pretrained(tiny_pipeline_dir)
+    geometry = Geometry(resize_mode="crop", **GEOMETRY)
+    for record in world["records"]:
+        target = read_clip(record["target"], geometry, "target")
+        expected = pipe.decode_latents(pipe.encode_video(target, torch.device("cpu")))[0]
+        got = _by_id(results)[record["id"]]["metrics"]["psnr"]
+        # The tiny pipeline's random VAE loses most of the clip: the ceiling is its round trip, not the target.
+        assert got == pytest.approx(min(psnr(expected, target), PSNR_CAP_DB), abs=1e-6)
+        assert got < 20
+    for values in ({"model": "source"}, {"edits": tmp_path}):
+        with pytest.raises(ValueError, match="codec_ceiling"):
+            evaluate(replace(config, **values))
+
+
 def test_missing_clip_is_dropped_and_missing_ground_truth_is_allowed(world, tmp_path):
     good = world["records"][0]
     # Real-footage records: no ground truth, and an instruction the world's verifier cannot parse.

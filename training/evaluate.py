@@ -78,6 +78,9 @@ class EvalConfig:
     benchmark: Path | None = None  # a pairs manifest; target and mask may be null
     model: str | None = None  # a pipeline folder, a preset (icve), or "source" for the identity baseline
     edits: Path | None = None  # score these <id>.mp4 files instead of generating; `model` then only names them
+    # score the ground truth through the model's latent codec (encoded, decoded) instead of the model's edits: what
+    # a transformer that predicted the target's latents exactly would score, so the codec's share of the failures
+    codec_ceiling: bool = False
     output: Path = Path("runs/eval")
     base: str | None = None  # preset only: the HunyuanVideo base folder
     transformer: str | None = None  # preset only: the ICVE transformer folder
@@ -140,6 +143,9 @@ def check_config(config: EvalConfig) -> EvalConfig:
         raise ValueError("model is required: a pipeline folder, a preset, or 'source' (or edits=DIR)")
     if config.model == IDENTITY and config.edits is not None:
         raise ValueError(f"model={IDENTITY!r} and edits={config.edits} contradict each other: choose one")
+    if config.codec_ceiling is True and (config.model in (None, IDENTITY) or config.edits is not None):
+        raise ValueError(f"codec_ceiling needs a model with a codec (a pipeline or preset), not model={config.model!r}"
+                         f" with edits={config.edits}")  # fmt: skip
     if config.edits is not None and not Path(config.edits).is_dir():
         raise ValueError(f"edits={config.edits} is not a folder")
     for name in ("height", "width", "steps"):
@@ -160,7 +166,7 @@ def check_config(config: EvalConfig) -> EvalConfig:
     if config.limit is not None:
         _positive_int("limit", config.limit)
     _positive_int("strip_frames", config.strip_frames)
-    for name in ("verify", "lossless_edits"):
+    for name in ("verify", "lossless_edits", "codec_ceiling"):
         if not isinstance(getattr(config, name), bool):
             raise ValueError(f"{name}={getattr(config, name)!r} must be true or false")
     for name in ("clean_psnr_db", "strict_psnr_db"):
@@ -277,6 +283,17 @@ class _PipelineEditor:
         return result.frames[0]
 
 
+class _CodecCeilingEditor(_PipelineEditor):
+    """The ground truth encoded and decoded by the pipeline's codec, in place of an edit."""
+
+    def __call__(self, record: dict, name: str, source: np.ndarray) -> np.ndarray:
+        if record["target"] is None:
+            raise Drop("no ground truth", f"{record['id']} has no target to pass through the codec")
+        pipe = self.load()
+        target = read_clip(record["target"], self.geometry, "target")
+        return pipe.decode_latents(pipe.encode_video(target, pipe._execution_device))[0]
+
+
 def model_identity(config: EvalConfig, defaults: EditDefaults | None) -> dict:
     """What made the edits, as the results and the resume check record it."""
     if config.model == IDENTITY:
@@ -296,15 +313,17 @@ def model_identity(config: EvalConfig, defaults: EditDefaults | None) -> dict:
         "negative_prompt": d.negative_prompt if config.negative_prompt is None else config.negative_prompt,
         "seed": config.seed,
     }
-    return {
+    identity = {
         "kind": "preset" if preset else "pipeline",
         "name": config.model,
         "path": None if preset else str(Path(config.model).expanduser().resolve()),
         "base": config.base,
         "transformer": config.transformer,
         "precision": LoadOptions(device=config.device, precision=config.precision).resolved_precision(),
-        "sampling": sampling,
     }
+    if config.codec_ceiling:
+        return {**identity, "kind": "codec_ceiling", "name": f"ground truth through the codec of {config.model}"}
+    return {**identity, "sampling": sampling}
 
 
 def _load_extractor(config: EvalConfig) -> EfficientNetLite0Features | None:
@@ -454,7 +473,7 @@ def evaluate(
     elif config.edits is not None:
         editor = _precomputed_editor(Path(config.edits), geometry)
     else:
-        editor = _PipelineEditor(config, geometry, pipe)
+        editor = (_CodecCeilingEditor if config.codec_ceiling else _PipelineEditor)(config, geometry, pipe)
 
     output = Path(config.output)
     for folder in ("samples", "edits", "strips"):

@@ -208,8 +208,8 @@ def clean_success(sample: dict, psnr_threshold: float) -> bool | None:
         return None
     if not sample["has_mask"]:
         return bool(followed and metrics["psnr"] >= psnr_threshold)
-    # Runs scored before the edit region knew about added objects have the mask alone.
-    kept = metrics["psnr_outside_edit"] if "psnr_outside_edit" in metrics else metrics["psnr_outside_mask"]
+    # Samples scored before this metric existed gain it on resume (`training.evaluate`), so every verdict has it.
+    kept = metrics["psnr_outside_edit"]
     # Nothing lies outside a whole-frame mask: there only the verdict counts.
     return bool(followed and (kept is None or kept >= psnr_threshold))
 

@@ -359,7 +359,6 @@ def _check_done(recipe: DemoRecipe, name: str, done: Path) -> None:
 
 def _mark_done(done: Path, seconds: float, settings: dict[str, Any]) -> None:
     text = json.dumps({"seconds": round(seconds, 1), "finished": time.time(), "settings": settings}) + "\n"
-    done.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(done, lambda tmp: tmp.write_text(text))
 
 

@@ -180,6 +180,21 @@ def test_lr_schedule_warms_up_holds_then_decays_to_zero():
         check_config(TrainConfig(cache=Path("c"), init="x", decay_steps=-1))
 
 
+def test_a_warm_restart_replays_the_first_cycle_then_starts_the_schedule_again():
+    factors = [lr_factor(step, steps=10, warmup_steps=2, decay_steps=4) for step in range(11)]
+    restarted = [lr_factor(step, steps=18, warmup_steps=2, decay_steps=4, restarts=(10,)) for step in range(19)]
+    assert restarted[:10] == factors[:10]
+    assert restarted[10:] == pytest.approx([0.0, 0.5, 1.0, 1.0, 1.0, 0.75, 0.5, 0.25, 0.0])
+    check_config(TrainConfig(cache=Path("c"), init="x", steps=18, warmup_steps=2, decay_steps=4, restarts=[10]))
+    with pytest.raises(ValueError, match=r"decay_steps=4 exceed the cycle of steps 10-14"):
+        check_config(TrainConfig(cache=Path("c"), init="x", steps=14, warmup_steps=2, decay_steps=4, restarts=[10]))
+    for bad in ([18], [0], [12, 10], [10, 10]):
+        with pytest.raises(ValueError, match=r"restarts=.* must rise strictly"):
+            check_config(TrainConfig(cache=Path("c"), init="x", steps=18, restarts=bad))
+    with pytest.raises(ValueError, match="restarts=10 must be a list"):
+        check_config(TrainConfig(cache=Path("c"), init="x", steps=18, restarts=10))
+
+
 def test_resume_matches_uninterrupted_run(tmp_path, cache_dir, model_dir):
     # Accumulation over 2 batches of 2 from 3 samples: epochs roll over inside steps, so the data position matters.
     # The first part runs at a constant LR and the resumed one adds a decay: the way a run is extended.

@@ -31,6 +31,7 @@ from collections.abc import Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from functools import partial
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +76,7 @@ class TrainConfig:
     weight_decay: float = 0.0
     warmup_steps: int = 0
     decay_steps: int = 0  # the LR falls linearly to zero over the last this many steps (0: constant to the end)
+    restarts: list[int] = field(default_factory=list)  # steps where the schedule starts over (warm restarts)
     gradient_accumulation: int = 1  # batches per optimizer step
     grad_clip: float | None = 1.0  # max gradient norm; None turns clipping off
     lora: LoraSettings = field(default_factory=LoraSettings)  # rank 0: full fine-tuning
@@ -107,11 +109,16 @@ def check_config(config: TrainConfig) -> None:
         raise ValueError(f"warmup_steps={config.warmup_steps!r} must be a non-negative integer")
     if isinstance(config.decay_steps, bool) or not isinstance(config.decay_steps, int) or config.decay_steps < 0:
         raise ValueError(f"decay_steps={config.decay_steps!r} must be a non-negative integer")
+    restarts = config.restarts
+    if not isinstance(restarts, list) or any(isinstance(r, bool) or not isinstance(r, int) for r in restarts):
+        raise ValueError(f"restarts={restarts!r} must be a list of step numbers")
+    if restarts != sorted(set(restarts)) or (restarts and not 0 < restarts[0] <= restarts[-1] < config.steps):
+        raise ValueError(f"restarts={restarts!r} must rise strictly, each inside (0, steps={config.steps})")
     # A warmup longer than a short run is fine (the LR never reaches its peak); a decay must fit after the warmup.
-    if config.decay_steps and config.warmup_steps + config.decay_steps > config.steps:
-        raise ValueError(
-            f"warmup_steps={config.warmup_steps} + decay_steps={config.decay_steps} exceed steps={config.steps}"
-        )
+    for start, end in schedule_cycles(config.steps, restarts):
+        if config.decay_steps and config.warmup_steps + config.decay_steps > end - start:
+            where = f"steps={config.steps}" if not restarts else f"the cycle of steps {start}-{end}"
+            raise ValueError(f"warmup_steps={config.warmup_steps} + decay_steps={config.decay_steps} exceed {where}")
     if config.optimizer not in OPTIMIZERS:
         raise ValueError(f"optimizer={config.optimizer!r} must be one of {OPTIMIZERS}")
     if not isinstance(config.lr, int | float) or not config.lr > 0:
@@ -182,12 +189,22 @@ def build_optimizer(config: TrainConfig, parameters: list[torch.nn.Parameter], d
     return torch.optim.AdamW(parameters, lr=config.lr, weight_decay=config.weight_decay)
 
 
-def lr_factor(step: int, steps: int, warmup_steps: int, decay_steps: int) -> float:
+def schedule_cycles(steps: int, restarts: list[int]) -> list[tuple[int, int]]:
+    """The (start, end) steps of each cycle of the LR schedule: one per restart, plus the first."""
+    bounds = [0, *restarts, steps]
+    return list(pairwise(bounds))
+
+
+def lr_factor(step: int, steps: int, warmup_steps: int, decay_steps: int, restarts: tuple[int, ...] = ()) -> float:
     """The LR multiplier at `step`: a linear warmup, constant, then a linear fall to zero over the last `decay_steps`.
 
     The constant middle is what lets a run be extended: more steps with the same decay length replay the first run
-    exactly up to where its decay would have begun. The fall at the end is where the loss drops most.
+    exactly up to where its decay would have begun. The fall at the end is where the loss drops most. A run whose
+    decay has already reached zero is extended by a restart instead: from that step the schedule begins again (a warm
+    restart, as in SGDR), so the first cycle is replayed exactly and a fresh run reproduces the extended one.
     """
+    start, end = next((a, b) for a, b in schedule_cycles(steps, list(restarts)) if step < b or b == steps)
+    step, steps = step - start, end - start
     if step < warmup_steps:
         return step / warmup_steps
     if decay_steps and step >= steps - decay_steps:
@@ -276,7 +293,10 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
 
     # Optimizer and schedule (stepped once per optimizer step, whatever the number of processes)
     optimizer = build_optimizer(config, parameters, device)
-    factor = partial(lr_factor, steps=config.steps, warmup_steps=config.warmup_steps, decay_steps=config.decay_steps)
+    factor = partial(
+        lr_factor, steps=config.steps, warmup_steps=config.warmup_steps, decay_steps=config.decay_steps,
+        restarts=tuple(config.restarts),
+    )  # fmt: skip
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
     model, optimizer = accelerator.prepare(model, optimizer)
     unwrapped = accelerator.unwrap_model(model)

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 from test_metrics import tiny_clip_dir  # noqa: F401  (a tiny CLIP folder, shared with the metric tests)
 
 from editor.video import write_video
@@ -285,6 +286,32 @@ def test_a_run_recorded_before_precision_was_resolved_resumes_in_the_precision_i
     bf16 = VideoEditPipeline.from_pretrained(tiny_pipeline_dir, dtype=torch.bfloat16)
     with pytest.raises(ValueError, match="other settings"):
         evaluate(config, pipe=bf16)
+
+
+def test_a_model_retrained_into_the_same_folder_does_not_resume_the_old_samples(world, tiny_pipeline_dir, tmp_path):
+    from editor.pipeline import VideoEditPipeline
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_pipeline_dir, model)
+    pipe = _CountingPipe(VideoEditPipeline.from_pretrained(model))
+    config = _config(world["manifest"], tmp_path / "out", model=str(model), limit=1, steps=1, guidance=1.0)
+    evaluate(config, pipe=pipe)
+    assert evaluate(config, pipe=pipe)["counts"]["resumed"] == 1
+
+    (weights,) = (model / "transformer").glob("*.safetensors")
+    tensors = load_file(weights)
+    name = sorted(tensors)[0]
+    tensors[name] = tensors[name] + 1.0  # what another training run leaves behind: same names and shapes
+    save_file(tensors, weights)
+    with pytest.raises(ValueError, match="other settings \\(model differ"):
+        evaluate(config, pipe=pipe)
+
+    # A folder recorded before the weights were is trusted, as it was then, and recorded with them from now on.
+    run = json.loads((tmp_path / "out" / "run.json").read_text())
+    del run["model"]["weights"]
+    (tmp_path / "out" / "run.json").write_text(json.dumps(run))
+    assert evaluate(config, pipe=pipe)["counts"]["resumed"] == 1 and pipe.calls == 1
+    assert "weights" in json.loads((tmp_path / "out" / "run.json").read_text())["model"]
 
 
 def test_codec_ceiling_scores_the_ground_truth_through_the_codec(world, tiny_pipeline_dir, tmp_path):

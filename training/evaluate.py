@@ -46,7 +46,15 @@ from editor.video import write_video
 from training.config import load_config, to_dict
 from training.curation.backends import KINDS, BackendConfig, build_describer
 from training.curation.pipeline import stable_seed
-from training.evaluation.inputs import Drop, Geometry, read_benchmark, read_clip, read_mask, sample_name
+from training.evaluation.inputs import (
+    Drop,
+    Geometry,
+    read_benchmark,
+    read_clip,
+    read_mask,
+    sample_name,
+    weights_digest,
+)
 from training.evaluation.report import write_reports, write_strip, write_text
 from training.evaluation.scoring import (
     METRICS,
@@ -320,10 +328,23 @@ def model_identity(config: EvalConfig, defaults: EditDefaults | None) -> dict:
         "base": config.base,
         "transformer": config.transformer,
         "precision": LoadOptions(device=config.device, precision=config.precision).resolved_precision(),
+        "weights": weights_digest(_weight_folders(config)),
     }
     if config.codec_ceiling:
         return {**identity, "kind": "codec_ceiling", "name": f"ground truth through the codec of {config.model}"}
     return {**identity, "sampling": sampling}
+
+
+def _weight_folders(config: EvalConfig) -> list[Path]:
+    from editor.loading import bundled_folder
+    from editor.presets import PRESETS
+
+    preset = PRESETS.get(config.model)
+    if preset is None:
+        return [Path(config.model).expanduser()]
+    if preset.bundled:
+        return [bundled_folder(preset)]
+    return [Path(folder).expanduser() for folder in (config.base, config.transformer) if folder is not None]
 
 
 def _load_extractor(config: EvalConfig) -> EfficientNetLite0Features | None:
@@ -368,6 +389,9 @@ def _check_run(output: Path, settings: dict, device: str | None) -> None:
 
             # Recorded before the default precision was resolved: null meant bf16 on CUDA and fp32 elsewhere.
             model["precision"] = "bf16" if LoadOptions(device=device).torch_device().type == "cuda" else "fp32"
+        if "weights" not in model and "weights" in settings["model"]:
+            # Recorded before the weights were: such a folder was trusted to hold the path's current model.
+            model["weights"] = settings["model"]["weights"]
         if before != settings:
             changed = ", ".join(sorted(k for k in set(before) | set(settings) if before.get(k) != settings.get(k)))
             raise ValueError(

@@ -92,3 +92,19 @@ def read_clip(reference: dict, geometry: Geometry, what: str) -> np.ndarray:
 def read_mask(reference: dict, geometry: Geometry) -> np.ndarray:
     """bool [F, H, W]: True where the mask video is white (edited), as curation reads masks."""
     return read_clip(reference, geometry, "mask")[..., 0] > MASK_THRESHOLD
+
+
+def weights_digest(folders: list[Path]) -> str:
+    """A SHA-256 over every safetensors file under `folders` (names and bytes): what the model's edits depend on.
+
+    The path alone is not enough: retraining or re-exporting into the same folder must not let a resumed evaluation
+    keep the old model's samples.
+    """
+    digest = hashlib.sha256()
+    for folder in folders:
+        for file in sorted(Path(folder).rglob("*.safetensors")):
+            digest.update(f"{file.relative_to(folder).as_posix()}\0{file.stat().st_size}\0".encode())
+            with file.open("rb") as stream:
+                while chunk := stream.read(1 << 24):
+                    digest.update(chunk)
+    return digest.hexdigest()

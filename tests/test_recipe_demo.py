@@ -22,8 +22,8 @@ def _toy_overrides(tmp_path) -> list[str]:
         "workers=1", "stage2.count=6", "global_pairs=4", "benchmark_per_type=1", "model.statistics_clips=4",
         "model.steps=2", "model.transformer={num_layers: 1, num_single_layers: 1}",
         "pretrain.steps=2", "pretrain.batch_size=2", "pretrain.log_every=1", "pretrain.validation.count=1",
-        "pretrain.validation.steps=1", "finetune.steps=2", "finetune.decay_steps=0", "finetune.batch_size=2",
-        "finetune.log_every=1", "finetune.validation.count=1", "finetune.validation.steps=1",
+        "pretrain.validation.steps=1", "finetune.steps=2", "finetune.decay_steps=0", "finetune.restarts=[]",
+        "finetune.batch_size=2", "finetune.log_every=1", "finetune.validation.count=1", "finetune.validation.steps=1",
     ]  # fmt: skip
     return overrides
 

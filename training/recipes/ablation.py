@@ -96,8 +96,9 @@ def run_variant(recipe: DemoRecipe, config: AblationConfig, variant: str, seed: 
     init = str(_offset_init(recipe) if variant.endswith("offset") else Path(recipe.root) / "init")
     for stage, steps in _stages(variant, config):
         base = train_config(recipe, stage)
-        # A constant LR after warmup: the recipe's final decay is sized for its own, longer run.
-        values = {**to_dict(base), "decay_steps": 0, **config.train, "steps": steps, "seed": seed, "init": init}
+        # A constant LR after warmup: the recipe's decay and restarts are sized for its own, longer run.
+        values = {**to_dict(base), "decay_steps": 0, "restarts": [], **config.train, "steps": steps, "seed": seed,
+                  "init": init}  # fmt: skip
         values["output"] = str(folder / stage)
         values["validation"] = {**values.get("validation", {}), "every": 10**9}  # edits at the end only
         if stage == "finetune" and variant.endswith("10pct"):

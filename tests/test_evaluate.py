@@ -314,6 +314,22 @@ def test_a_model_retrained_into_the_same_folder_does_not_resume_the_old_samples(
     assert "weights" in json.loads((tmp_path / "out" / "run.json").read_text())["model"]
 
 
+def test_the_weights_digest_reads_local_files_and_names_hub_references(tmp_path):
+    from training.evaluation.inputs import weights_digest
+
+    first, second = tmp_path / "a" / "transformer", tmp_path / "b" / "transformer"
+    for folder in (first, second):
+        folder.mkdir(parents=True)
+        save_file({"weight": torch.ones(3)}, folder / "model.safetensors")
+    assert weights_digest([first]) == weights_digest([second])  # the bytes count, not where they lie
+    save_file({"weight": torch.zeros(3)}, second / "model.safetensors")
+    assert weights_digest([first]) != weights_digest([second])
+
+    # A hub repository is not read here: its name stands for it, and another name is another model.
+    hub = weights_digest([first, "org/base-model"])
+    assert hub == weights_digest([first, "org/base-model"]) != weights_digest([first, "org/other-model"])
+
+
 def test_codec_ceiling_scores_the_ground_truth_through_the_codec(world, tiny_pipeline_dir, tmp_path):
     from editor.pipeline import VideoEditPipeline
     from training.evaluation.inputs import read_clip

@@ -335,7 +335,8 @@ def model_identity(config: EvalConfig, defaults: EditDefaults | None) -> dict:
     return {**identity, "sampling": sampling}
 
 
-def _weight_folders(config: EvalConfig) -> list[Path]:
+def _weight_folders(config: EvalConfig) -> list[Path | str]:
+    """Where the model's weights come from, as the loader resolves them: the preset's defaults fill what is unset."""
     from editor.loading import bundled_folder
     from editor.presets import PRESETS
 
@@ -344,7 +345,8 @@ def _weight_folders(config: EvalConfig) -> list[Path]:
         return [Path(config.model).expanduser()]
     if preset.bundled:
         return [bundled_folder(preset)]
-    return [Path(folder).expanduser() for folder in (config.base, config.transformer) if folder is not None]
+    references = (config.base or preset.base, config.transformer or preset.transformer)
+    return [reference for reference in references if reference is not None]
 
 
 def _load_extractor(config: EvalConfig) -> EfficientNetLite0Features | None:

@@ -27,7 +27,7 @@ import logging
 import math
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from functools import partial
@@ -189,7 +189,7 @@ def build_optimizer(config: TrainConfig, parameters: list[torch.nn.Parameter], d
     return torch.optim.AdamW(parameters, lr=config.lr, weight_decay=config.weight_decay)
 
 
-def schedule_cycles(steps: int, restarts: list[int]) -> list[tuple[int, int]]:
+def schedule_cycles(steps: int, restarts: Sequence[int]) -> list[tuple[int, int]]:
     """The (start, end) steps of each cycle of the LR schedule: one per restart, plus the first."""
     bounds = [0, *restarts, steps]
     return list(pairwise(bounds))
@@ -203,7 +203,7 @@ def lr_factor(step: int, steps: int, warmup_steps: int, decay_steps: int, restar
     decay has already reached zero is extended by a restart instead: from that step the schedule begins again (a warm
     restart, as in SGDR), so the first cycle is replayed exactly and a fresh run reproduces the extended one.
     """
-    start, end = next((a, b) for a, b in schedule_cycles(steps, list(restarts)) if step < b or b == steps)
+    start, end = next((a, b) for a, b in schedule_cycles(steps, restarts) if step < b or b == steps)
     step, steps = step - start, end - start
     if step < warmup_steps:
         return step / warmup_steps

@@ -94,15 +94,20 @@ def read_mask(reference: dict, geometry: Geometry) -> np.ndarray:
     return read_clip(reference, geometry, "mask")[..., 0] > MASK_THRESHOLD
 
 
-def weights_digest(folders: list[Path]) -> str:
+def weights_digest(folders: list[Path | str]) -> str:
     """A SHA-256 over every safetensors file under `folders` (names and bytes): what the model's edits depend on.
 
     The path alone is not enough: retraining or re-exporting into the same folder must not let a resumed evaluation
-    keep the old model's samples.
+    keep the old model's samples. A reference that is not a local folder (a Hugging Face Hub repository) enters by
+    its name alone: its files are whatever the hub serves, so pass a local copy where the digest must cover them.
     """
     digest = hashlib.sha256()
-    for folder in folders:
-        for file in sorted(Path(folder).rglob("*.safetensors")):
+    for reference in folders:
+        folder = Path(reference).expanduser()
+        if not folder.is_dir():
+            digest.update(f"reference\0{reference}\0".encode())
+            continue
+        for file in sorted(folder.rglob("*.safetensors")):
             digest.update(f"{file.relative_to(folder).as_posix()}\0{file.stat().st_size}\0".encode())
             with file.open("rb") as stream:
                 while chunk := stream.read(1 << 24):

@@ -214,6 +214,10 @@ def test_resume_matches_uninterrupted_run(tmp_path, cache_dir, model_dir):
     assert [json.loads(r)["loss"] for r in split_log] == [json.loads(r)["loss"] for r in whole_log]
     assert [json.loads(r)["lr"] for r in whole_log][-3:] == pytest.approx([1e-3, 5e-4, 0.0])
 
+    # Resuming with fewer steps than the latest checkpoint holds would export later weights as an earlier model.
+    with pytest.raises(ValueError, match="step-000006, is past steps=4"):
+        train(_config(cache_dir, model_dir, tmp_path / "split", **{**settings, "steps": 4}), resume=True)
+
 
 def test_non_finite_loss_names_the_step(tmp_path, cache_dir, model_dir, monkeypatch):
     calls = []

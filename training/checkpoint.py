@@ -38,13 +38,18 @@ LORA_FILE = "lora.safetensors"
 EMA_FILE = "ema.safetensors"
 
 
+def checkpoint_step(folder: Path) -> int:
+    """The optimizer step a checkpoint folder was written at, from its name."""
+    return int(Path(folder).name.removeprefix(PREFIX))
+
+
 def checkpoint_dirs(output: Path) -> list[Path]:
     """Finished checkpoints, oldest first (temporary folders start with '.' and are never listed)."""
     root = Path(output) / CHECKPOINTS
     if not root.is_dir():
         return []
     found = [p for p in root.iterdir() if p.is_dir() and p.name.startswith(PREFIX)]
-    return sorted(found, key=lambda p: int(p.name.removeprefix(PREFIX)))
+    return sorted(found, key=checkpoint_step)
 
 
 def _flatten_optimizer(state: dict) -> tuple[dict[str, torch.Tensor], dict]:

@@ -46,7 +46,14 @@ from editor.pipeline import VideoEditPipeline
 from editor.transformer import ICVETransformer3DModel
 from training import flow_matching
 from training.cache import TEXT_KEYS, CachedDataset
-from training.checkpoint import LORA_FILE, TRANSFORMER_DIR, checkpoint_dirs, load_training_state, save_checkpoint
+from training.checkpoint import (
+    LORA_FILE,
+    TRANSFORMER_DIR,
+    checkpoint_dirs,
+    checkpoint_step,
+    load_training_state,
+    save_checkpoint,
+)
 from training.config import load_config, to_dict
 from training.ema import EMA
 from training.export import pipeline_folder_of, save_pipeline
@@ -266,6 +273,11 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
         raise ValueError(f"output={output} already holds checkpoints; pass --resume or choose another output")
     if resume and latest is None:
         logger.warning("no checkpoint in %s: starting from the beginning", output)
+    if latest is not None and checkpoint_step(latest) > config.steps:
+        # Resuming would export the later weights as if they were trained for `steps`.
+        raise ValueError(
+            f"the latest checkpoint, {latest}, is past steps={config.steps}: raise steps, or train into another output"
+        )
 
     accelerator = Accelerator(mixed_precision=config.mixed_precision)
     device, rank, world = accelerator.device, accelerator.process_index, accelerator.num_processes

@@ -35,6 +35,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from editor.compute_thread import ComputeThread
 from editor.loading import PRECISIONS, LoadOptions, load_pipeline
 from editor.masks import PROPAGATIONS, overlay_mask
 from editor.memory import PLANS
@@ -171,8 +172,16 @@ def _mask_from_editor(value: dict | None) -> np.ndarray | None:
 class Studio:
     """The loaded model and the handlers of the page; one per app."""
 
-    def __init__(self, pipe: VideoEditPipeline, model_name: str, output_root: Path | None = None) -> None:
+    def __init__(
+        self,
+        pipe: VideoEditPipeline,
+        model_name: str,
+        output_root: Path | None = None,
+        compute: ComputeThread | None = None,
+    ) -> None:
         self.pipe = pipe
+        # Every call into the model runs on one thread, the one that loaded it where the app did (see ComputeThread).
+        self.compute = compute or ComputeThread()
         self.model_name = model_name
         self.defaults = pipe.defaults
         self.output_root = output_root or Path(tempfile.gettempdir()) / "icve-studio"
@@ -223,7 +232,8 @@ class Studio:
             width, height = (int(side) for side in resolution.split("x"))
         d = self.defaults
         with _user_errors(path):
-            frames, start = self.pipe.load_source(
+            frames, start = self.compute.run(
+                self.pipe.load_source,
                 path, height=height, width=width, num_frames=None, fps=d.fps, start=float(start or 0), end=end,
                 resize_mode=resize,
             )  # fmt: skip
@@ -281,7 +291,8 @@ class Studio:
         if painted is None:
             raise gr.Error("Paint the region to edit on the frame first (the brush), then preview the mask.")
         with _user_errors(source.path):
-            _, feathered = self.pipe.prepare_mask(
+            _, feathered = self.compute.run(
+                self.pipe.prepare_mask,
                 painted, source.frames, mask_frame=int(mask_frame or 0), mask_propagation=propagation,
                 mask_feather=float(feather), resize_mode=resize,
             )  # fmt: skip
@@ -317,9 +328,9 @@ class Studio:
         self._running[visitor] = stop = threading.Event()
         began = time.perf_counter()
         with _user_errors(source.path), self._forget(visitor, stop):
-            result = _run_pipeline(
-                self.key, visitor, source, instruction.strip(), seed, progress, num_inference_steps=int(steps),
-                guidance_scale=float(guidance), resize_mode=resize,
+            result = self.compute.run(
+                _run_pipeline, self.key, visitor, source, instruction.strip(), seed, progress,
+                num_inference_steps=int(steps), guidance_scale=float(guidance), resize_mode=resize,
                 mask=painted, mask_frame=int(mask_frame or 0), mask_propagation=propagation,
                 mask_feather=float(feather),
             )  # fmt: skip
@@ -349,7 +360,7 @@ class Studio:
         """An example clip edited with the model's defaults (what cached examples show)."""
         source = self.load(video, 0.0, 0.0, self.defaults.num_frames, "auto", "crop")
         with _user_errors(source.path):
-            result = _run_pipeline(self.key, "", source, instruction, 0, progress)
+            result = self.compute.run(_run_pipeline, self.key, "", source, instruction, 0, progress)
         edited_path, pair_path, _ = self._write(source, result)
         return edited_path, pair_path
 
@@ -473,13 +484,14 @@ def build_demo(
     load_summary: str = "",
     output_root: Path | None = None,
     cache_examples: bool | None = None,
+    compute: ComputeThread | None = None,
 ) -> gr.Blocks:
     """The page around a loaded pipeline, queued (one edit at a time, at most `QUEUE_SIZE` waiting).
 
     Example outputs are cached, lazily, for the bundled demo model only (`cache_examples=None`): other models may be
-    too slow to run for a click on an example.
+    too slow to run for a click on an example. `compute` is the thread that loaded `pipe`, to run it on.
     """
-    studio = Studio(pipe, model_name, output_root)
+    studio = Studio(pipe, model_name, output_root, compute)
     example_clips, example_instructions = examples_for(model_name)
     d = pipe.defaults
     cache = model_name == DEFAULT_MODEL if cache_examples is None else cache_examples
@@ -667,15 +679,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"{', '.join(PRESETS)}). Pass --model with a preset or a pipeline folder written by save_pretrained."
             )
         args.model = DEFAULT_MODEL
+    compute = ComputeThread()
     try:
-        pipe, summary = load_model(args)
+        pipe, summary = compute.run(load_model, args)
     except (OSError, ValueError) as error:
         sys.stderr.write(f"error: could not load the model {args.model}: {error}\n")
         return 3
     logger.info("loaded %s (%s)", args.model, summary)
-    serve(
-        build_demo(pipe, model_name=args.model, load_summary=summary), host=args.host, port=args.port, share=args.share
-    )
+    demo = build_demo(pipe, model_name=args.model, load_summary=summary, compute=compute)
+    serve(demo, host=args.host, port=args.port, share=args.share)
     return 0
 
 

@@ -180,14 +180,13 @@ class Studio:
         compute: ComputeThread | None = None,
     ) -> None:
         self.pipe = pipe
-        # Every call into the model runs on one thread, the one that loaded it where the app did (see ComputeThread).
+        # Every call into the model runs on one thread, the one that loaded it where the app did (see ComputeThread);
+        # that also keeps the pipeline, its scheduler above all, from running twice at once.
         self.compute = compute or ComputeThread()
         self.model_name = model_name
         self.defaults = pipe.defaults
         self.output_root = output_root or Path(tempfile.gettempdir()) / "icve-studio"
         self.output_root.mkdir(parents=True, exist_ok=True)
-        # The pipeline (its scheduler above all) is not safe to run twice at once.
-        self._lock = threading.Lock()
         self._running: dict[str, threading.Event] = {}
         self.key = f"{model_name}:{id(self)}"
         _STUDIOS[self.key] = self
@@ -457,8 +456,8 @@ _STUDIOS: dict[str, Studio] = {}
 
 @_on_gpu
 def _run_pipeline(studio_key: str, run_key: str, source: Source, instruction: str, seed: int, progress, **settings):
-    """One pipeline call at a time; Cancel (the run's stop event) ends it between steps through the progress
-    callback. `settings` are the pipeline's sampling and mask arguments."""
+    """One pipeline call, on the studio's compute thread; Cancel (the run's stop event) ends it between steps through
+    the progress callback. `settings` are the pipeline's sampling and mask arguments."""
     studio = _STUDIOS[studio_key]
     stop = studio._running.get(run_key) or threading.Event()
 
@@ -467,14 +466,13 @@ def _run_pipeline(studio_key: str, run_key: str, source: Source, instruction: st
             raise EditCancelled
         progress((state.step, state.total), desc=STAGES.get(state.stage, state.stage), unit="steps")
 
-    with studio._lock:
-        if stop.is_set():
-            raise EditCancelled
-        count, height, width = source.frames.shape[:3]
-        return studio.pipe(
-            source.frames, instruction, height=height, width=width, num_frames=count, fps=source.fps,
-            start=source.start, generator=torch.Generator().manual_seed(seed), progress_callback=report, **settings,
-        )  # fmt: skip
+    if stop.is_set():
+        raise EditCancelled
+    count, height, width = source.frames.shape[:3]
+    return studio.pipe(
+        source.frames, instruction, height=height, width=width, num_frames=count, fps=source.fps,
+        start=source.start, generator=torch.Generator().manual_seed(seed), progress_callback=report, **settings,
+    )  # fmt: skip
 
 
 def build_demo(

@@ -87,7 +87,7 @@ def export_checkpoint(run: Path, step: int | None = None, output: Path | None = 
     from safetensors.torch import load_file
 
     from training.cache import CacheIndex
-    from training.checkpoint import EMA_FILE, checkpoint_dirs
+    from training.checkpoint import EMA_FILE, checkpoint_dirs, checkpoint_step
     from training.config import load_config
     from training.ema import EMA
     from training.lora import merge_lora
@@ -103,7 +103,7 @@ def export_checkpoint(run: Path, step: int | None = None, output: Path | None = 
             raise ValueError(f"{run} holds no checkpoint")
         chosen = checkpoints[-1]
     else:
-        chosen = next((c for c in checkpoints if c.name == f"step-{step:06d}"), None)
+        chosen = next((c for c in checkpoints if checkpoint_step(c) == step), None)
         if chosen is None:
             raise ValueError(f"step={step} has no checkpoint in {run}; kept: {[c.name for c in checkpoints]}")
     model = restore_or_build(config, chosen)

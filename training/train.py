@@ -268,7 +268,8 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
     """Run (or with `resume`, continue) training; return the saved pipeline folder."""
     check_config(config)
     output = Path(config.output)
-    latest = checkpoint_dirs(output)[-1] if checkpoint_dirs(output) else None
+    checkpoints = checkpoint_dirs(output)
+    latest = checkpoints[-1] if checkpoints else None
     if latest is not None and not resume:
         raise ValueError(f"output={output} already holds checkpoints; pass --resume or choose another output")
     if resume and latest is None:

@@ -113,6 +113,23 @@ def test_ablation_summary_says_how_many_runs_it_holds():
     assert "| sft | 1 | 10.0% | 5.0% | 20.0% | 18.0 | 24.0 |" in text
 
 
+def test_ablation_contrasts_say_how_many_seeds_stand_behind_them():
+    from training.recipes.ablation import _summarise
+    from training.recipes.results import _ablation_contrasts
+
+    def row(variant: str, seed: int, clean: float) -> dict:
+        return {"variant": variant, "seed": seed, "clean_success": clean, "strict_success": clean / 2,
+                "verified": clean, "psnr": 18.0, "psnr_outside_mask": 24.0}  # fmt: skip
+
+    rows = [row("sft", 0, 0.1), row("pretrain_sft", 0, 0.2)]
+    text = "\n".join(_ablation_contrasts({"runs": rows, "variants": _summarise(rows)}, edits=180))
+    assert "| Does stage-1 pretraining help fine-tuning? | pretrain_sft vs sft | 20.0% vs 10.0% (+10.0) |" in text
+    assert "with 1 seed per variant" in text
+    rows.append(row("sft", 1, 0.3))  # a second seed under way: sft has two runs, pretrain_sft one
+    text = "\n".join(_ablation_contrasts({"runs": rows, "variants": _summarise(rows)}, edits=180))
+    assert "20.0% vs 20.0% (+0.0)" in text and "with 1-2 seeds per variant" in text
+
+
 def test_results_page_is_written_from_the_recipe_files(toy, tmp_path):
     from training.recipes.ablation import AblationConfig
     from training.recipes.ablation import run as run_ablation

@@ -149,6 +149,8 @@ def _ablation_contrasts(summary: dict, edits: int) -> list[str]:
     # seen (the widest here).
     error = 100 * (2 * highest * (1 - highest) / edits) ** 0.5
     runs = {len([r for r in summary["runs"] if r["variant"] == v]) for v in variants}
+    # While a second seed is still running, some variants have more runs than others: say so.
+    seeds = f"{min(runs)}-{max(runs)} seeds" if len(runs) > 1 else f"{max(runs)} seed" + ("s" if max(runs) > 1 else "")
     return [
         "The paper's questions, answered at this budget (points of difference in brackets):",
         "",
@@ -157,8 +159,8 @@ def _ablation_contrasts(summary: dict, edits: int) -> list[str]:
         *rows,
         "",
         f"The gap between two rates near {100 * highest:.0f}% over {edits} edits each has a standard error of about "
-        f"{error:.1f} points from the sample of edits alone; with {max(runs)} seed(s) per variant, gaps under twice "
-        "that are not evidence either way.",
+        f"{error:.1f} points from the sample of edits alone; with {seeds} per variant, gaps under twice that are "
+        "not evidence either way.",
         "",
     ]
 

@@ -15,6 +15,7 @@ import logging
 import platform
 import shlex
 import shutil
+import statistics
 import sys
 from pathlib import Path
 
@@ -126,41 +127,51 @@ CONTRASTS = (
 
 
 def _ablation_contrasts(summary: dict, edits: int) -> list[str]:
-    """Each of the paper's questions answered with the two variants' means, and how large a gap chance makes."""
-    variants = summary["variants"]
+    """Each of the paper's questions answered with the two variants' means, and how large a gap chance makes.
 
-    def rate(variant: str, key: str) -> float | None:
-        return variants.get(variant, {}).get(key, {}).get("mean")
+    Each pair of variants is compared over the seeds both have run, so a second seed that has reached one variant
+    but not the other does not tilt the comparison."""
+    runs: dict[str, dict[int, dict]] = {}
+    for run in summary["runs"]:
+        runs.setdefault(run["variant"], {})[run["seed"]] = run
 
-    rows = []
+    rows, means, seed_counts = [], [], set()
     for question, yes, against in CONTRASTS:
-        if rate(yes, "clean_success") is None or rate(against, "clean_success") is None:
+        seeds = sorted(set(runs.get(yes, {})) & set(runs.get(against, {})))
+        if not seeds:
             continue
         cells = []
         for key in ("clean_success", "strict_success"):
-            a, b = rate(yes, key), rate(against, key)
-            cells.append("-" if a is None or b is None else f"{100 * a:.1f}% vs {100 * b:.1f}% ({100 * (a - b):+.1f})")
-        rows.append(f"| {question} | {yes} vs {against} | {cells[0]} | {cells[1]} |")
+            a = [runs[yes][s][key] for s in seeds if runs[yes][s].get(key) is not None]
+            b = [runs[against][s][key] for s in seeds if runs[against][s].get(key) is not None]
+            if len(a) != len(seeds) or len(b) != len(seeds):
+                cells.append("-")
+                continue
+            a_mean, b_mean = statistics.fmean(a), statistics.fmean(b)
+            if key == "clean_success":
+                means += [a_mean, b_mean]
+            cells.append(f"{100 * a_mean:.1f}% vs {100 * b_mean:.1f}% ({100 * (a_mean - b_mean):+.1f})")
+        seed_counts.add(len(seeds))
+        rows.append(f"| {question} | {yes} vs {against} | {len(seeds)} | {cells[0]} | {cells[1]} |")
     if not rows:
         return []
-    means = [v["clean_success"]["mean"] for v in variants.values() if v["clean_success"]["mean"] is not None]
-    highest = max(means)
+    highest = max(means) if means else 0.5
     # The standard error of the difference of two rates over `edits` independent edits each, at the highest rate
     # seen (the widest here).
     error = 100 * (2 * highest * (1 - highest) / edits) ** 0.5
-    runs = {len([r for r in summary["runs"] if r["variant"] == v]) for v in variants}
-    # While a second seed is still running, some variants have more runs than others: say so.
-    seeds = f"{min(runs)}-{max(runs)} seeds" if len(runs) > 1 else f"{max(runs)} seed" + ("s" if max(runs) > 1 else "")
+    fewest, most = min(seed_counts), max(seed_counts)
+    seeds_text = f"{fewest}-{most} seeds" if fewest != most else f"{most} seed" + ("s" if most > 1 else "")
     return [
-        "The paper's questions, answered at this budget (points of difference in brackets):",
+        "The paper's questions, answered at this budget, each over the seeds both variants have run (points of "
+        "difference in brackets):",
         "",
-        "| question | variants | clean success | strict success |",
-        "|---|---|---|---|",
+        "| question | variants | seeds | clean success | strict success |",
+        "|---|---|---|---|---|",
         *rows,
         "",
         f"The gap between two rates near {100 * highest:.0f}% over {edits} edits each has a standard error of about "
-        f"{error:.1f} points from the sample of edits alone; with {seeds} per variant, gaps under twice that are "
-        "not evidence either way.",
+        f"{error:.1f} points from the sample of edits alone; with {seeds_text} per comparison, gaps under twice that "
+        "are not evidence either way.",
         "",
     ]
 

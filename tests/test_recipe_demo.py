@@ -114,7 +114,6 @@ def test_ablation_summary_says_how_many_runs_it_holds():
 
 
 def test_ablation_contrasts_say_how_many_seeds_stand_behind_them():
-    from training.recipes.ablation import _summarise
     from training.recipes.results import _ablation_contrasts
 
     def row(variant: str, seed: int, clean: float) -> dict:
@@ -122,7 +121,7 @@ def test_ablation_contrasts_say_how_many_seeds_stand_behind_them():
                 "verified": clean, "psnr": 18.0, "psnr_outside_mask": 24.0}  # fmt: skip
 
     def contrasts(rows: list[dict]) -> str:
-        return "\n".join(_ablation_contrasts({"runs": rows, "variants": _summarise(rows)}, edits=180))
+        return "\n".join(_ablation_contrasts(rows, edits=180))
 
     rows = [row("sft", 0, 0.1), row("pretrain_sft", 0, 0.2), row("pretrain", 0, 0.0)]
     text = contrasts(rows)

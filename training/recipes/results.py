@@ -114,7 +114,7 @@ def _ablation_section(root: Path, summary: dict | None, images: Path) -> list[st
         return [*lines, ""]
     edits = next(iter(found.values()))["aggregates"]["overall"]["clean_success"]["of"]
     lines += ["", "Clean success per edit type, per run:", "", *_comparison_section(found)]
-    return [*lines, *_ablation_contrasts(summary, edits)]
+    return [*lines, *_ablation_contrasts(summary["runs"], edits)]
 
 
 # The paper's questions, each as (what is asked, the variant that answers yes, the variant it is read against).
@@ -126,24 +126,24 @@ CONTRASTS = (
 )
 
 
-def _ablation_contrasts(summary: dict, edits: int) -> list[str]:
+def _ablation_contrasts(runs: list[dict], edits: int) -> list[str]:
     """Each of the paper's questions answered with the two variants' means, and how large a gap chance makes.
 
     Each pair of variants is compared over the seeds both have run, so a second seed that has reached one variant
     but not the other does not tilt the comparison."""
-    runs: dict[str, dict[int, dict]] = {}
-    for run in summary["runs"]:
-        runs.setdefault(run["variant"], {})[run["seed"]] = run
+    by_variant: dict[str, dict[int, dict]] = {}
+    for run in runs:
+        by_variant.setdefault(run["variant"], {})[run["seed"]] = run
 
     rows, means, seed_counts = [], [], set()
     for question, yes, against in CONTRASTS:
-        seeds = sorted(set(runs.get(yes, {})) & set(runs.get(against, {})))
+        seeds = sorted(set(by_variant.get(yes, {})) & set(by_variant.get(against, {})))
         if not seeds:
             continue
         cells = []
         for key in ("clean_success", "strict_success"):
-            a = [runs[yes][s][key] for s in seeds if runs[yes][s].get(key) is not None]
-            b = [runs[against][s][key] for s in seeds if runs[against][s].get(key) is not None]
+            a = [by_variant[yes][s][key] for s in seeds if by_variant[yes][s].get(key) is not None]
+            b = [by_variant[against][s][key] for s in seeds if by_variant[against][s].get(key) is not None]
             if len(a) != len(seeds) or len(b) != len(seeds):
                 cells.append("-")
                 continue

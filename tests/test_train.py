@@ -219,6 +219,24 @@ def test_resume_matches_uninterrupted_run(tmp_path, cache_dir, model_dir):
         train(_config(cache_dir, model_dir, tmp_path / "split", **{**settings, "steps": 4}), resume=True)
 
 
+def test_compiled_training_follows_eager_with_the_same_weight_names(tmp_path, cache_dir, model_dir):
+    # Compiled in place, its checkpoints and pipeline keep the eager model's weight names, so they load as an eager
+    # run's do (resume included).
+    settings = dict(steps=4, checkpoint_every=2, warmup_steps=0)
+    eager = train(_config(cache_dir, model_dir, tmp_path / "eager", **settings))
+    compiled = train(_config(cache_dir, model_dir, tmp_path / "compiled", compile=True, **settings))
+
+    expected, got = _weights(eager / "transformer"), _weights(compiled / "transformer")
+    assert got.keys() == expected.keys()
+    checkpoint = tmp_path / "compiled" / "checkpoints" / "step-000002" / "transformer"
+    assert _weights(checkpoint).keys() == expected.keys()
+    for name in expected:  # fused kernels round differently: close, not equal
+        torch.testing.assert_close(got[name], expected[name], rtol=1e-3, atol=1e-4, msg=name)
+    losses = [[json.loads(r)["loss"] for r in (tmp_path / run / "log.jsonl").read_text().splitlines()]
+              for run in ("eager", "compiled")]  # fmt: skip
+    assert losses[1] == pytest.approx(losses[0], rel=1e-4)
+
+
 def test_non_finite_loss_names_the_step(tmp_path, cache_dir, model_dir, monkeypatch):
     calls = []
     original = flow_matching.loss

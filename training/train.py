@@ -96,6 +96,10 @@ class TrainConfig:
     guidance: float | None = 1.0  # embedded guidance for guidance-distilled models (passed as guidance * 1000)
     mixed_precision: str = "no"  # "no" or "bf16"
     gradient_checkpointing: bool = False
+    # torch.compile the transformer (in place, so weights and checkpoints keep their names): a one-off compile of a
+    # minute or two, then each step is about a fifth faster on CPU, where the unfused elementwise ops between the
+    # matmuls cost as much as the matmuls. Numerics differ from eager in the last bits.
+    compile: bool = False
     checkpoint_every: int = 500
     keep_last: int = 3
     log_every: int = 10
@@ -144,6 +148,8 @@ def check_config(config: TrainConfig) -> None:
         raise ValueError(f"logit_std={config.logit_std!r} must be non-negative")
     if not isinstance(config.shift, int | float) or not config.shift > 0:
         raise ValueError(f"shift={config.shift!r} must be positive")
+    if not isinstance(config.compile, bool):
+        raise ValueError(f"compile={config.compile!r} must be true or false")
     if config.mixed_precision not in ("no", "bf16"):
         raise ValueError(f"mixed_precision={config.mixed_precision!r} must be 'no' or 'bf16'")
     if config.init == "scratch" and not isinstance(config.transformer, dict):
@@ -313,6 +319,8 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
     model, optimizer = accelerator.prepare(model, optimizer)
     unwrapped = accelerator.unwrap_model(model)
+    if config.compile:
+        unwrapped.compile()
     # Noise, sigmas and instruction dropout come from this generator alone (one stream per process), so its state
     # pins them on resume.
     generator = torch.Generator(device).manual_seed(config.seed + rank)

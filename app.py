@@ -639,7 +639,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--transformer", help="icve: the ICVE transformer folder or hub id")
     parser.add_argument(
         "--precision", choices=sorted(PRECISIONS),
-        help="bf16 where the device computes it natively (CUDA, AVX512-BF16 or AMX CPUs), else fp32, by default",
+        help="bf16 where it is faster (CUDA; AVX512-BF16 or AMX CPUs where it times faster), else fp32, by default",
     )  # fmt: skip
     parser.add_argument("--quantization", choices=METHODS, default="none", help="int8 or nf4 weights (large models)")
     parser.add_argument("--memory", choices=PLANS, default="auto", help="where the model's parts live while editing")

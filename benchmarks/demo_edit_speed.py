@@ -7,9 +7,10 @@ turns for `--repeats` rounds and the table shows each one's median wall time, it
 pipeline before these options existed), and the PSNR of its frames against that variant's frames (how far the
 faster arithmetic moves the result; above 40 dB the difference is invisible).
 
-bf16 is only fast where the CPU multiplies it in hardware (AVX512-BF16 or AMX; `editor.loading.native_bf16`): the
-line above the table says whether this one does. Run from the repository root: `python benchmarks/demo_edit_speed.py
-[--repeats 5] [--threads N]`.
+bf16 can only be fast where the CPU multiplies it in hardware (AVX512-BF16 or AMX; `editor.loading.native_bf16`),
+and even there it may not be: the line above the table says whether this one does, and what the probe the loader
+uses to choose the default precision measured (`editor.loading.cpu_bf16_speedup`). Run from the repository root:
+`python benchmarks/demo_edit_speed.py [--repeats 5] [--threads N]`.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from editor.loading import LoadOptions, load_pipeline, native_bf16  # noqa: E402
+from editor.loading import LoadOptions, cpu_bf16_speedup, load_pipeline, native_bf16  # noqa: E402
 from editor.video import read_video  # noqa: E402
 
 EXAMPLES = REPO_ROOT / "assets" / "examples" / "demo" / "manifest.jsonl"
@@ -76,7 +77,9 @@ def main() -> int:
 
     reference = statistics.median(times[VARIANTS[0]])
     native = native_bf16(torch.device("cpu"))
-    print(f"{clip.name}: {len(frames)} frames, {torch.get_num_threads()} threads, native bf16 on this CPU: {native}")
+    probe = f", the loader's probe: bf16 {cpu_bf16_speedup():.2f}x as fast" if native else ""
+    threads = torch.get_num_threads()
+    print(f"{clip.name}: {len(frames)} frames, {threads} threads, native bf16 on this CPU: {native}{probe}")
     print(f"{'precision':<9} {'guidance':<9} {'median s':>8} {'speed-up':>8} {'PSNR vs fp32 separate':>22}")
     for variant in VARIANTS:
         median = statistics.median(times[variant])

@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     edit.add_argument("--transformer", help="icve: ICVE transformer folder (original or diffusers layout) or hub id")
     edit.add_argument(
         "--precision", choices=sorted(PRECISIONS),
-        help="bf16 where the device computes it natively (CUDA, AVX512-BF16 or AMX CPUs), else fp32, by default",
+        help="bf16 where it is faster (CUDA; AVX512-BF16 or AMX CPUs where it times faster), else fp32, by default",
     )  # fmt: skip
     edit.add_argument("--quantization", choices=METHODS, default="none", help="int8 or nf4 weights for the big parts")
     edit.add_argument("--quant-backend", choices=BACKENDS, default="auto", help="bitsandbytes (CUDA) or torchao")

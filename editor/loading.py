@@ -7,8 +7,10 @@ and where to put them.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,11 +35,14 @@ def precision_name(dtype: torch.dtype) -> str:
     return next((name for name, known in PRECISIONS.items() if known == dtype), str(dtype).removeprefix("torch."))
 
 
+# On a CPU bf16 must beat fp32 by this much to be the default: a close call goes to the exact format.
+BF16_MIN_SPEEDUP = 1.15
+
+
 def native_bf16(device: torch.device) -> bool:
     """Whether `device` multiplies bf16 in hardware: CUDA, or a CPU with AVX512-BF16 or AMX.
 
-    Elsewhere bf16 is emulated and slower than fp32. On a 2-core AVX512-BF16 CPU the demo model edits about 1.4x
-    faster in bf16, its frames about 50 dB PSNR from the fp32 ones (`benchmarks/demo_edit_speed.py`).
+    Elsewhere bf16 is emulated and slower than fp32.
     """
     if device.type == "cuda":
         return True
@@ -45,6 +50,46 @@ def native_bf16(device: torch.device) -> bool:
         return False
     probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")  # private, so absent ones count as no
     return any(getattr(torch.cpu, probe, lambda: False)() for probe in probes)
+
+
+@functools.cache
+def cpu_bf16_speedup(tokens: int = 768, width: int = 256, repeats: int = 8) -> float:
+    """fp32 time over bf16 time of a transformer MLP (layer norm, linear, GELU, linear) on this CPU, best of
+    `repeats` each, the two taking turns; measured once per process, in about a fifth of a second.
+
+    The CPU's flags do not settle it: of two 2-core CPUs both reporting AVX512-BF16, one edited the demo model 1.4x
+    faster in bf16 and the other 0.75x as fast (`benchmarks/demo_edit_speed.py`), its bf16 matmuls slower than fp32.
+    """
+    generator = torch.Generator().manual_seed(0)
+    weights = [torch.randn(4 * width, width, generator=generator), torch.randn(width, 4 * width, generator=generator)]
+    x = torch.randn(tokens, width, generator=generator)
+    cases = {dtype: (x.to(dtype), [w.to(dtype) for w in weights]) for dtype in (torch.float32, torch.bfloat16)}
+
+    def mlp(dtype: torch.dtype) -> float:
+        h, (up, down) = cases[dtype]
+        nn = torch.nn.functional
+        begin = time.perf_counter()
+        nn.linear(nn.gelu(nn.linear(nn.layer_norm(h, (width,)), up), approximate="tanh"), down)
+        return time.perf_counter() - begin
+
+    best = dict.fromkeys(cases, float("inf"))
+    with torch.no_grad():
+        for index in range(repeats + 1):
+            for dtype in cases:
+                seconds = mlp(dtype)
+                if index:  # the first call of each warms its kernels up
+                    best[dtype] = min(best[dtype], seconds)
+    speedup = best[torch.float32] / best[torch.bfloat16]
+    logger.info("bf16 runs %.2fx as fast as fp32 on this CPU", speedup)
+    return speedup
+
+
+def prefers_bf16(device: torch.device) -> bool:
+    """Whether bf16 is the faster default on `device`: CUDA, or a CPU with bf16 in hardware where it measures at
+    least `BF16_MIN_SPEEDUP` times as fast as fp32 (`cpu_bf16_speedup`)."""
+    if device.type == "cuda":
+        return True
+    return native_bf16(device) and cpu_bf16_speedup() >= BF16_MIN_SPEEDUP
 
 
 # What a HunyuanVideo base folder must hold (diffusers layout), and an ICVE transformer folder (original layout).
@@ -70,7 +115,7 @@ class LoadOptions:
     """How to load: precision, quantization, memory plan, and the clip size the memory estimate is made for."""
 
     device: str | None = None
-    precision: str | None = None  # bf16 where the device computes it natively (`native_bf16`), fp32 elsewhere
+    precision: str | None = None  # bf16 where it is the faster (`prefers_bf16`), fp32 elsewhere
     quantization: Quantization = field(default_factory=Quantization)
     memory_plan: str = "auto"
     max_memory_gib: float | None = None
@@ -88,7 +133,7 @@ class LoadOptions:
         return torch.device(self.device or ("cuda" if torch.cuda.is_available() else "cpu"))
 
     def resolved_precision(self) -> str:
-        precision = self.precision or ("bf16" if native_bf16(self.torch_device()) else "fp32")
+        precision = self.precision or ("bf16" if prefers_bf16(self.torch_device()) else "fp32")
         if precision not in PRECISIONS:
             raise ValueError(f"precision {precision!r} is not one of {sorted(PRECISIONS)}")
         return precision

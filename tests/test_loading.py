@@ -7,6 +7,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from editor import loading
 from editor.loading import LoadOptions, ModelFilesMissing, load_pipeline
 from editor.presets import ICVE
 from editor.quantization import Quantization
@@ -80,15 +81,33 @@ def test_local_pipeline_folder_with_precision(tiny_pipeline_dir, clip):
 
 
 @pytest.mark.parametrize(
-    ("avx512_bf16", "amx", "expected"), [(True, False, "bf16"), (False, True, "bf16"), (False, False, "fp32")]
+    ("avx512_bf16", "amx", "speedup", "expected"),
+    [
+        (True, False, 1.4, "bf16"),
+        (True, False, 0.75, "fp32"),  # bf16 in hardware, yet slower than fp32: measured, not assumed
+        (True, False, 1.1, "fp32"),  # a close call goes to the exact format
+        (False, True, 2.0, "bf16"),
+        (False, False, 3.0, "fp32"),  # emulated bf16 is never timed
+    ],
 )
-def test_default_precision_is_bf16_only_where_the_cpu_computes_it(monkeypatch, avx512_bf16, amx, expected):
+def test_default_precision_is_bf16_only_where_the_cpu_computes_it_faster(
+    monkeypatch, avx512_bf16, amx, speedup, expected
+):
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+    monkeypatch.setattr(loading, "cpu_bf16_speedup", lambda: speedup)
     assert LoadOptions(device="cpu").resolved_precision() == expected
     assert LoadOptions(device="cpu").dtype() == {"bf16": torch.bfloat16, "fp32": torch.float32}[expected]
     assert LoadOptions(device="cpu", precision="fp32").resolved_precision() == "fp32"  # an explicit choice wins
     assert LoadOptions(device="cuda").resolved_precision() == "bf16"
+
+
+def test_the_bf16_speedup_is_measured_once():
+    loading.cpu_bf16_speedup.cache_clear()
+    speedup = loading.cpu_bf16_speedup(repeats=2)
+    assert 0 < speedup < float("inf")
+    assert loading.cpu_bf16_speedup(repeats=2) == speedup  # the same number for the rest of the process
+    loading.cpu_bf16_speedup.cache_clear()
 
 
 def test_bad_precision_and_bitsandbytes_without_cuda(tiny_pipeline_dir):

@@ -105,7 +105,7 @@ class EvalConfig:
     negative_prompt: str | None = None
     seed: int = 0  # each sample's noise is seeded from this and its id
     device: str | None = None  # cuda when available, else cpu
-    precision: str | None = None  # as the app: bf16 where the device computes it natively, fp32 elsewhere
+    precision: str | None = None  # as the app: bf16 where it is the faster (editor.loading.prefers_bf16), else fp32
     limit: int | None = None  # only the first records of the benchmark
     # scoring
     judge: BackendConfig | None = None  # a curation describer (world, chat, transformers), or null for none

@@ -249,7 +249,7 @@ def step_timing(recipe: DemoRecipe, runs: int = 7) -> None:
     from training.curation.manifest import read_manifest
 
     paths = _paths(recipe)
-    options = LoadOptions()  # what the app loads: bf16 where this CPU computes it natively
+    options = LoadOptions()  # what the app loads: bf16 where this CPU computes it faster
     pipe = load_pipeline(paths["runs"] / "finetune" / "pipeline", options=options)
     pipe.set_progress_bar_config(disable=True)
     record = next(iter(read_manifest(paths["benchmark"] / "manifest.jsonl")))

@@ -67,9 +67,9 @@ def cpu_bf16_speedup(tokens: int = 768, width: int = 256, repeats: int = 8) -> f
 
     def mlp(dtype: torch.dtype) -> float:
         h, (up, down) = cases[dtype]
-        nn = torch.nn.functional
+        f = torch.nn.functional
         begin = time.perf_counter()
-        nn.linear(nn.gelu(nn.linear(nn.layer_norm(h, (width,)), up), approximate="tanh"), down)
+        f.linear(f.gelu(f.linear(f.layer_norm(h, (width,)), up), approximate="tanh"), down)
         return time.perf_counter() - begin
 
     best = dict.fromkeys(cases, float("inf"))
@@ -87,9 +87,7 @@ def cpu_bf16_speedup(tokens: int = 768, width: int = 256, repeats: int = 8) -> f
 def prefers_bf16(device: torch.device) -> bool:
     """Whether bf16 is the faster default on `device`: CUDA, or a CPU with bf16 in hardware where it measures at
     least `BF16_MIN_SPEEDUP` times as fast as fp32 (`cpu_bf16_speedup`)."""
-    if device.type == "cuda":
-        return True
-    return native_bf16(device) and cpu_bf16_speedup() >= BF16_MIN_SPEEDUP
+    return native_bf16(device) and (device.type == "cuda" or cpu_bf16_speedup() >= BF16_MIN_SPEEDUP)
 
 
 # What a HunyuanVideo base folder must hold (diffusers layout), and an ICVE transformer folder (original layout).

@@ -21,11 +21,11 @@ from training.curation.backends.replies import parse_judge
 from training.curation.manifest import clip
 from training.evaluate import EvalConfig, evaluate, main, read_benchmark
 from training.evaluation.inputs import Geometry, read_mask
-from training.evaluation.scoring import PSNR_CAP_DB, strict_success
+from training.evaluation.scoring import PSNR_CAP_DB, Scorer, strict_success
 from training.world import instruction_for, random_edit, random_scene, render_pair
 
 FRAMES, SIZE, FPS = 9, 64, 8.0
-KINDS = ("recolour", "remove", "background")  # a background edit's mask is the whole frame
+KINDS = ("recolour", "remove", "background")  # a background edit's mask leaves the objects out
 GEOMETRY = {"height": SIZE, "width": SIZE, "frames": FRAMES, "fps": FPS}
 REPO = Path(__file__).resolve().parents[1]
 
@@ -99,7 +99,8 @@ def test_tiny_pipeline_run_writes_every_output(world, tiny_pipeline_dir, tmp_pat
         assert isinstance(sample["verifier"]["followed"], bool)
         assert (output / sample["edit"]).is_file() and (output / sample["strip"]).is_file()
         assert (output / "samples" / f"{sample['name']}.json").is_file()
-    assert _by_id(results)["world-background"]["metrics"]["psnr_outside_mask"] is None  # nothing outside its mask
+    # The objects lie outside a new background's mask, so they are scored as kept or not.
+    assert isinstance(_by_id(results)["world-background"]["metrics"]["psnr_outside_mask"], float)
 
     markdown = (output / "results.md").read_text()
     page = (output / "report.html").read_text()
@@ -188,6 +189,23 @@ def test_strict_success_asks_the_edit_region_to_match_where_the_ground_truth_fix
 ):
     sample = {"edit_type": edit_type, "clean_success": clean, "metrics": {"psnr_inside_mask": inside}}
     assert strict_success(sample, 22.0, ["add", "background"]) is expected
+
+
+def test_a_new_background_that_smears_an_object_is_not_clean(world):
+    """The objects are what a background edit must keep: an edit that dims them fails the region check, and a
+    whole-frame mask (a style) leaves nothing outside to score."""
+    record = next(r for r in world["records"] if r["edit_type"] == "background")
+    target = world["targets"][record["id"]]
+    mask = read_mask(record["mask"], Geometry(SIZE, SIZE, FRAMES, FPS, "crop"))
+    scorer = Scorer(verify=False)
+    kept = scorer.score(target, target, record["instruction"], target, mask)["metrics"]
+    assert kept["psnr_outside_mask"] == PSNR_CAP_DB
+    smeared = target.copy()
+    smeared[~mask] //= 2
+    dimmed = scorer.score(target, smeared, record["instruction"], target, mask)["metrics"]
+    assert dimmed["psnr_outside_mask"] < 25 and dimmed["psnr_inside_mask"] == PSNR_CAP_DB
+    whole = scorer.score(target, smeared, record["instruction"], target, np.ones_like(mask))["metrics"]
+    assert whole["psnr_outside_mask"] is None
 
 
 def test_baseline_run_is_shown_beside_this_one(world, tmp_path):

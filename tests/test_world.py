@@ -13,6 +13,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from training.metrics import psnr
 from training.world import (
     EDIT_TYPES,
     Background,
@@ -193,6 +194,11 @@ def test_edit_changes_only_inside_the_mask(rendered_pairs, edit_type):
         if edit_type in OBJECT_EDITS:
             assert not (changed & ~mask).any()
             assert mask.mean() < 0.5
+        elif edit_type == "background":
+            # The objects' interiors lie outside a new background's mask and are kept: a style that blurs bleeds
+            # a little of the background into them (measured >= 50.6 dB over 200 pairs).
+            assert 0.5 < mask.mean() < 1
+            assert psnr(source, target, mask=~mask) >= 45
         else:
             assert mask.all()
 

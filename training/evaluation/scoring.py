@@ -159,7 +159,7 @@ class Scorer:
             metrics["psnr"] = _capped_psnr(edited, target)
             metrics["ssim"] = ssim(edited, target)
             outside = None if mask is None else ~mask
-            # A whole-frame edit (background, style) leaves nothing outside its mask to compare.
+            # A whole-frame edit (a style) leaves nothing outside its mask to compare.
             has_outside = outside is not None and bool(outside.any())
             metrics["psnr_outside_mask"] = _capped_psnr(edited, target, outside) if has_outside else None
             metrics["ssim_outside_mask"] = ssim(edited, target, outside) if has_outside else None

@@ -157,7 +157,8 @@ def run(config: AblationConfig) -> dict:
             logger.info("%s seed %d: %s", variant, seed, rows[-1])
             # Written after every run, so the runs finished so far can be read while the rest train.
             summary = {"budget_steps": config.budget, "pretrain_share": config.pretrain_share,
-                       "recipe_overrides": config.recipe_overrides, "runs": rows, "planned_runs": planned,
+                       "recipe_overrides": config.recipe_overrides, "train": config.train, "runs": rows,
+                       "planned_runs": planned,
                        "variants": _summarise(rows)}  # fmt: skip
             _write_summary(root, summary)
     return summary

@@ -186,6 +186,8 @@ def _ablation_settings(summary: dict | None) -> str:
     overrides = summary.get("recipe_overrides")
     if overrides:
         settings += " " + shlex.quote(f"recipe_overrides={json.dumps(overrides)}")
+    if summary.get("train"):
+        settings += " " + shlex.quote(f"train={json.dumps(summary['train'])}")
     return settings
 
 

@@ -2,8 +2,8 @@
 
 Because the target is the same scene re-rendered with one change, everything outside the change is bit-identical
 to the source: for object edits the two clips differ only inside the edited sprites' footprints, which the
-returned mask covers (old and new footprints, grown by a few pixels). Background and style edits change every
-pixel, so their mask is the whole frame.
+returned mask covers (old and new footprints, grown by a few pixels). A background edit changes every pixel but
+the objects', so its mask is the frame less the objects' interiors; a style edit's is the whole frame.
 """
 
 from __future__ import annotations
@@ -148,8 +148,19 @@ def edit_mask(
     scene: Scene, edit: Edit, num_frames: int, height: int, width: int, start_frame: int = 0, grow: int | None = None
 ) -> np.ndarray:
     """bool [F, H, W]: the old and new footprints of the edited sprite grown by ``grow`` px (default ~2 px at
-    64 px); every pixel for background and style edits."""
+    64 px); for a background edit every pixel but the objects' interiors (their footprints shrunk by ``grow`` px);
+    every pixel for a style edit."""
     shape = (num_frames, height, width)
+    grow = max(2, round(2 * min(height, width) / 64)) if grow is None else grow
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))
+    if edit.type == "background":
+        # A new background must leave the objects as they were, so they lie outside the edit. Their anti-aliased
+        # rims blend with the background and change with it: only the interiors are kept out.
+        interiors = np.zeros(shape, bool)
+        for index in range(len(scene.sprites)):
+            footprint = render_mask(scene, index, num_frames, height, width, start_frame)
+            interiors |= np.stack([cv2.erode(m.astype(np.uint8), kernel) > 0 for m in footprint])
+        return ~interiors
     if edit.type not in OBJECT_EDITS:
         return np.ones(shape, bool)
     mask = np.zeros(shape, bool)
@@ -159,9 +170,7 @@ def edit_mask(
         edited = apply_edit(scene, edit)
         index = len(edited.sprites) - 1 if edit.type == "add" else edit.target
         mask |= render_mask(edited, index, num_frames, height, width, start_frame)
-    grow = max(2, round(2 * min(height, width) / 64)) if grow is None else grow
     if grow > 0:
-        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))
         mask = np.stack([cv2.dilate(m.astype(np.uint8), kernel) > 0 for m in mask])
     return mask
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shlex
+import shutil
 from pathlib import Path
 
 import pytest
@@ -102,13 +103,13 @@ def test_ablation_trains_every_variant_at_equal_compute(toy):
 
 
 def test_ablation_summary_says_how_many_runs_it_holds():
-    from training.recipes.ablation import _markdown, _summarise
+    from training.recipes.ablation import _summarise, summary_markdown
 
     rows = [{"variant": "sft", "seed": 0, "clean_success": 0.1, "strict_success": 0.05, "verified": 0.2,
              "psnr": 18.0, "psnr_outside_mask": 24.0}]  # fmt: skip
     summary = {"budget_steps": 10, "pretrain_share": 0.3, "runs": rows, "planned_runs": 5,
                "variants": _summarise(rows)}  # fmt: skip
-    text = _markdown(summary)
+    text = summary_markdown(summary)
     assert "Partial: 1 of 5 runs have finished" in text
     assert "| sft | 1 | 10.0% | 5.0% | 20.0% | 18.0 | 24.0 |" in text
 
@@ -166,6 +167,14 @@ def test_results_page_is_written_from_the_recipe_files(toy, tmp_path):
     assert "| returns its source |" in text and f"--compare 'returns its source={identity}'" in text
     assert "\npython -m training.evaluate --model source\n" in text  # a --reproduce command, listed
     assert write_results(["--output", str(output), "--compare", str(identity), *overrides]) == 2  # no LABEL=
+
+    # The record beside the page writes it again without the recipe's files.
+    moved = tmp_path / "elsewhere" / "RESULTS.md"
+    shutil.copytree(output.parent / "results", moved.parent / "results")
+    assert write_results(["--output", str(moved), "--rewrite"]) == 0
+    assert moved.read_text() == text
+    assert write_results(["--output", str(moved), "--rewrite", *overrides]) == 2  # the record holds the settings
+    assert write_results(["--output", str(tmp_path / "empty" / "RESULTS.md"), "--rewrite"]) == 2  # no record
 
 
 def test_a_step_done_with_other_settings_is_not_reused(tmp_path, monkeypatch):

@@ -166,10 +166,10 @@ def run(config: AblationConfig) -> dict:
 
 def _write_summary(root: Path, summary: dict) -> None:
     atomic_write(root / "summary.json", lambda tmp: tmp.write_text(json.dumps(summary, indent=1) + "\n"))
-    atomic_write(root / "summary.md", lambda tmp: tmp.write_text(_markdown(summary)))
+    atomic_write(root / "summary.md", lambda tmp: tmp.write_text(summary_markdown(summary)))
 
 
-def _markdown(summary: dict) -> str:
+def summary_markdown(summary: dict) -> str:
     def cell(stat: dict, percent: bool) -> str:
         if stat["mean"] is None:
             return "-"
@@ -206,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as error:
         sys.stderr.write(f"error: {error}\n")
         return 2
-    sys.stdout.write(_markdown(summary))
+    sys.stdout.write(summary_markdown(summary))
     return 0
 
 

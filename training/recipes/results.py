@@ -4,7 +4,9 @@
 
 Reads `root/eval/{demo,identity}/results.json`, `root/eval/timing.json`, `root/done/*.json` (wall times),
 `root/ablation/summary.json` when the ablation has run, and the manifests (data sizes); copies the plots and frame
-strips it shows next to the Markdown file.
+strips it shows into `results/` next to the Markdown file, and keeps there, in `sources.json`, every number it read.
+`--rewrite` writes the page again from that record alone: the recipe's files are large and live outside the
+repository, the record and the page inside it.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import statistics
 import sys
 from pathlib import Path
 
+from training.atomic import atomic_write
 from training.config import load_config
 from training.recipes.demo import REPO, STEPS, DemoRecipe
 from training.run_log import read_log
@@ -26,6 +29,7 @@ from training.run_log import read_log
 logger = logging.getLogger(__name__)
 
 CLEAN_TARGET = 0.8  # clean success the shipped model should reach per edit type
+SOURCES = "sources.json"  # beside the page's images: every number the page shows
 
 
 def _lines(path: Path) -> int:
@@ -92,11 +96,13 @@ def _comparison_section(runs: dict[str, dict]) -> list[str]:
     return [*lines, ""]
 
 
-def _ablation_section(root: Path, summary: dict | None, images: Path) -> list[str]:
-    if summary is None:
+def _ablation_section(ablation: dict | None) -> list[str]:
+    if ablation is None:
         return ["The ablation has not been run yet (`python -m training.recipes.ablation`).", ""]
-    plot = _ablation_plot(summary, images / "ablation.png")
-    lines = [(root / "ablation" / "summary.md").read_text().rstrip(), "", f"![ablation]({plot})", ""]
+    from training.recipes.ablation import summary_markdown
+
+    summary = ablation["summary"]
+    lines = [summary_markdown(summary).rstrip(), "", f"![ablation]({ablation['plot']})", ""]
     lines += ["Runs:", "", "| variant | seed | clean success | strict success | verified | PSNR (dB) |",
               "|---|---|---|---|---|---|"]  # fmt: skip
     for run in summary["runs"]:
@@ -104,12 +110,7 @@ def _ablation_section(root: Path, summary: dict | None, images: Path) -> list[st
             f"| {run['variant']} | {run['seed']} | {_pct(run['clean_success'])} | "
             f"{_pct(run.get('strict_success'))} | {_pct(run['verified'])} | {_num(run['psnr'])} |"
         )
-    evaluations = {
-        f"{run['variant']}, seed {run['seed']}": root / "ablation" / "eval" / f"{run['variant']}-seed{run['seed']}"
-        for run in summary["runs"]
-    }
-    found = {label: json.loads((f / "results.json").read_text()) for label, f in evaluations.items()
-             if (f / "results.json").is_file()}  # fmt: skip
+    found = ablation["evaluations"]
     if not found:
         return [*lines, ""]
     edits = next(iter(found.values()))["aggregates"]["overall"]["clean_success"]["of"]
@@ -218,21 +219,27 @@ def _ablation_plot(summary: dict, path: Path) -> str:
     return f"{path.parent.name}/{path.name}"
 
 
-def write_results(
+def _kept(results: dict) -> dict:
+    """The part of an evaluation's results.json the page reads: its aggregates and scoring thresholds."""
+    keys = ("aggregates", "clean_psnr_db", "strict_psnr_db", "strict_free_types")
+    return {key: results[key] for key in keys if key in results} | {
+        "precision": results.get("model", {}).get("precision")
+    }
+
+
+def gather(
     recipe: DemoRecipe,
-    output: Path,
+    images: Path,
     config_path: Path,
     compare: dict[str, Path] | None = None,
     reproduce: list[str] | None = None,
-) -> Path:
-    """Write `output`; `compare` names other evaluation folders (label -> folder with results.json) on the same
-    benchmark to show beside the shipped model, `reproduce` the commands that made them."""
+) -> dict:
+    """Read what the recipe and the ablation wrote under `recipe.root` and copy the page's images into `images`:
+    every number the page shows, as one JSON-able record (see `render`)."""
     root = Path(recipe.root)
     model = json.loads((root / "eval" / "demo" / "results.json").read_text())
     identity = json.loads((root / "eval" / "identity" / "results.json").read_text())
     timing_path = root / "eval" / "timing.json"
-    timing = json.loads(timing_path.read_text()) if timing_path.is_file() else None
-    images = output.parent / "results"
     images.mkdir(parents=True, exist_ok=True)
     shutil.copy(root / "eval" / "demo" / "plots" / "by_edit_type.png", images / "by_edit_type.png")
 
@@ -243,34 +250,91 @@ def write_results(
             source = root / "eval" / "demo" / sample["strip"]
             if source.is_file():
                 shutil.copy(source, images / f"strip-{sample['edit_type']}.png")
-                strips[sample["edit_type"]] = sample
+                strips[sample["edit_type"]] = sample["instruction"]
+    # The clearest case of the two checks disagreeing: the passing edit whose edit region is furthest from the truth.
+    lenient = min(
+        (s for s in model["samples"] if s["clean_success"] and s.get("strict_success") is False),
+        key=lambda s: s["metrics"]["psnr_inside_mask"],
+        default=None,
+    )
+    if lenient is not None and (root / "eval" / "demo" / lenient["strip"]).is_file():
+        shutil.copy(root / "eval" / "demo" / lenient["strip"], images / "strip-clean-not-strict.png")
+        lenient = {"instruction": lenient["instruction"], "reason": lenient["verifier"]["reason"],
+                   "psnr_inside_mask": lenient["metrics"]["psnr_inside_mask"]}  # fmt: skip
+    else:
+        lenient = None
 
-    seconds = {n: json.loads((root / "done" / f"{n}.json").read_text())["seconds"]
-               for n in STEPS if (root / "done" / f"{n}.json").is_file()}  # fmt: skip
+    summary_path = root / "ablation" / "summary.json"
+    ablation = None
+    if summary_path.is_file():
+        summary = json.loads(summary_path.read_text())
+        evaluations = {}
+        for run in summary["runs"]:
+            found = root / "ablation" / "eval" / f"{run['variant']}-seed{run['seed']}" / "results.json"
+            if found.is_file():
+                evaluations[f"{run['variant']}, seed {run['seed']}"] = _kept(json.loads(found.read_text()))
+        plot = _ablation_plot(summary, images / "ablation.png")
+        ablation = {"summary": summary, "evaluations": evaluations, "plot": plot}
+
     shown_config = (
         config_path.resolve().relative_to(REPO) if config_path.resolve().is_relative_to(REPO) else config_path
     )
-    reproduce_args = "".join(f" --reproduce {shlex.quote(command)}" for command in reproduce or [])
     compare_args = "".join(
         f" --compare {shlex.quote(f'{label}={folder}')}" for label, folder in (compare or {}).items()
     )
-    compare_args += reproduce_args
-    config_arg = "" if config_path == REPO / "configs" / "recipes" / "demo.yaml" else f" --config {shown_config}"
-    summary_path = root / "ablation" / "summary.json"
-    ablation = json.loads(summary_path.read_text()) if summary_path.is_file() else None
+    compare_args += "".join(f" --reproduce {shlex.quote(command)}" for command in reproduce or [])
+    done = {n: root / "done" / f"{n}.json" for n in STEPS}
+    loops = {stage: _training_loop_seconds(root / "runs" / stage, getattr(recipe, stage))
+             for stage in ("pretrain", "finetune")}  # fmt: skip
+    return {
+        "data": {
+            "raw_videos": recipe.raw_videos,
+            "raw_seconds": recipe.raw_seconds,
+            "stage1_pairs": _lines(root / "stage1" / "manifest.jsonl"),
+            "stage2_pairs": _lines(root / "stage2" / "manifest.jsonl"),
+            "benchmark_edits": _lines(root / "benchmark" / "manifest.jsonl"),
+            "benchmark_seed": recipe.benchmark_seed,
+        },
+        "model": _kept(model),
+        "identity": _kept(identity),
+        "strips": strips,
+        "lenient": lenient,
+        "compare": {
+            label: _kept(json.loads((Path(f) / "results.json").read_text())) for label, f in (compare or {}).items()
+        },
+        "timing": json.loads(timing_path.read_text()) if timing_path.is_file() else None,
+        "step_seconds": {n: json.loads(path.read_text())["seconds"] for n, path in done.items() if path.is_file()},
+        "loop_seconds": loops,
+        "ablation": ablation,
+        "commands": {
+            "config": "" if config_path == REPO / "configs" / "recipes" / "demo.yaml" else f" --config {shown_config}",
+            "ablation": f"python -m training.recipes.ablation recipe={shown_config}"
+            f"{_ablation_settings(ablation and ablation['summary'])}",
+            "reproduce": list(reproduce or []),
+            "compare_args": compare_args,
+        },
+        "platform": platform.platform(),
+    }
+
+
+def render(sources: dict) -> str:
+    """The Markdown page for a record made by `gather`; its images are the ones `gather` copied."""
+    data, model, identity, commands = sources["data"], sources["model"], sources["identity"], sources["commands"]
     lines = [
         "# Results: the demo model on the procedural world",
         "",
         "Everything below is written by `python -m training.recipes.results` from the files the recipe and the "
-        "ablation wrote; rerunning them reproduces it.",
+        "ablation wrote; rerunning them reproduces it. The numbers it read are kept in "
+        f"[results/{SOURCES}](results/{SOURCES}), from which `python -m training.recipes.results --rewrite` writes "
+        "this page again without the recipe's files.",
         "",
         "## Data",
         "",
-        f"- raw videos: {recipe.raw_videos} x {recipe.raw_seconds:g} s",
-        f"- stage-1 pairs (unpaired clips): {_lines(root / 'stage1' / 'manifest.jsonl')}",
-        f"- stage-2 pairs (editing pairs, incl. global edits): {_lines(root / 'stage2' / 'manifest.jsonl')}",
-        f"- held-out benchmark: {_lines(root / 'benchmark' / 'manifest.jsonl')} edits (seed {recipe.benchmark_seed}, "
-        "held-out instruction templates)",
+        f"- raw videos: {data['raw_videos']} x {data['raw_seconds']:g} s",
+        f"- stage-1 pairs (unpaired clips): {data['stage1_pairs']}",
+        f"- stage-2 pairs (editing pairs, incl. global edits): {data['stage2_pairs']}",
+        f"- held-out benchmark: {data['benchmark_edits']} edits (seed {data['benchmark_seed']}, held-out instruction "
+        "templates)",
         "",
         "## The shipped model on the held-out benchmark",
         "",
@@ -285,7 +349,7 @@ def write_results(
         f"region to match the ground truth (PSNR inside the mask >= {model['strict_psnr_db']:g} dB) wherever the "
         "source and the instruction fix what it should look like, i.e. for every type but "
         f"{' and '.join(model['strict_free_types'])}; for those two it equals clean success. The model edited in "
-        f"{model['model']['precision'] or 'fp32'}, as the app does on this machine.",
+        f"{model['precision'] or 'fp32'}, as the app does on this machine.",
         "",
         "| edit type | edits | clean success | >= 80% | strict success | verified | identity: clean | PSNR (dB) | "
         "identity: PSNR | PSNR outside mask | PSNR inside mask | identity: inside | flicker |",
@@ -297,33 +361,23 @@ def write_results(
         "Each strip: source, edit, ground truth (rows), frames left to right.",
         "",
     ]
-    for edit_type, sample in strips.items():
-        image = f"![{edit_type}](results/strip-{edit_type}.png)"
-        lines += [f'**{edit_type}**: "{sample["instruction"]}"', "", image, ""]
-    # The clearest case of the two checks disagreeing: the passing edit whose edit region is furthest from the truth.
-    lenient = min(
-        (s for s in model["samples"] if s["clean_success"] and s.get("strict_success") is False),
-        key=lambda s: s["metrics"]["psnr_inside_mask"],
-        default=None,
-    )
-    if lenient is not None and (root / "eval" / "demo" / lenient["strip"]).is_file():
-        shutil.copy(root / "eval" / "demo" / lenient["strip"], images / "strip-clean-not-strict.png")
-        inside = lenient["metrics"]["psnr_inside_mask"]
+    for edit_type, instruction in sources["strips"].items():
+        lines += [f'**{edit_type}**: "{instruction}"', "", f"![{edit_type}](results/strip-{edit_type}.png)", ""]
+    lenient = sources["lenient"]
+    if lenient is not None:
         lines += [
-            f'Why strict success: "{lenient["instruction"]}" passes the clean check ({lenient["verifier"]["reason"]}) '
-            f"but not the strict one (PSNR inside the mask {inside:.1f} dB):",
+            f'Why strict success: "{lenient["instruction"]}" passes the clean check ({lenient["reason"]}) but not the '
+            f"strict one (PSNR inside the mask {lenient['psnr_inside_mask']:.1f} dB):",
             "",
             "![clean but not strict](results/strip-clean-not-strict.png)",
             "",
         ]
-    if compare:
-        runs = {"shipped model": model, "identity (source unchanged)": identity}
-        runs.update(
-            {label: json.loads((Path(folder) / "results.json").read_text()) for label, folder in compare.items()}
-        )
+    if sources["compare"]:
+        runs = {"shipped model": model, "identity (source unchanged)": identity, **sources["compare"]}
         lines += ["## Other models on the same benchmark", "", "Clean success per edit type:", "",
                   *_comparison_section(runs)]  # fmt: skip
     lines += ["## Speed", ""]
+    timing = sources["timing"]
     if timing:
         lines += [
             f"Editing a {timing['clip_seconds']:g}-second clip ({timing['frames_edited']} frames, "
@@ -333,8 +387,9 @@ def write_results(
             f"with {timing['threads']} threads ({timing['machine']}).",
             "",
         ]
-    loops = {stage: _training_loop_seconds(root / "runs" / stage, getattr(recipe, stage))
-             for stage in ("pretrain", "finetune")}  # fmt: skip
+    loops = sources["loop_seconds"]
+    step_rows = [f"| {n} | {s:.0f} | {_num(loops.get(n), 0) if n in loops else ''} |"
+                 for n, s in sources["step_seconds"].items()]  # fmt: skip
     lines += [
         "Recipe wall time per step (seconds, on the machine that ran it, slowed by whatever else it ran at the "
         "time). A step that was killed and resumed shows its last run only; for the training steps the time in "
@@ -342,25 +397,52 @@ def write_results(
         "",
         "| step | seconds | optimizer steps (from the log) |",
         "|---|---|---|",
-        *[f"| {n} | {s:.0f} | {_num(loops.get(n), 0) if n in loops else ''} |" for n, s in seconds.items()],
+        *step_rows,
         "",
     ]
-    lines += ["## Ablation", "", *_ablation_section(root, ablation, images)]
+    lines += ["## Ablation", "", *_ablation_section(sources["ablation"])]
+    config_arg = commands["config"]
     lines += [
         "## Reproduce",
         "",
         "```bash",
         f"python -m training.recipes.demo{config_arg}          # data, curation, training, evaluation, timing, ship",
-        f"python -m training.recipes.ablation recipe={shown_config}{_ablation_settings(ablation)}",
-        *(reproduce or []),
-        f"python -m training.recipes.results{config_arg}{compare_args}",
+        commands["ablation"],
+        *commands["reproduce"],
+        f"python -m training.recipes.results{config_arg}{commands['compare_args']}",
         "```",
         "",
-        f"Written on {platform.platform()}.",
+        f"Written on {sources['platform']}.",
         "",
     ]
-    output.write_text("\n".join(lines))
-    logger.info("wrote %s", output)
+    return "\n".join(lines)
+
+
+def write_results(
+    recipe: DemoRecipe,
+    output: Path,
+    config_path: Path,
+    compare: dict[str, Path] | None = None,
+    reproduce: list[str] | None = None,
+) -> Path:
+    """Write `output`, its images and the record of every number on it (`results/sources.json`, for `rewrite`);
+    `compare` names other evaluation folders (label -> folder with results.json) on the same benchmark to show beside
+    the shipped model, `reproduce` the commands that made them."""
+    images = output.parent / "results"
+    sources = gather(recipe, images, config_path, compare, reproduce)
+    atomic_write(images / SOURCES, lambda tmp: tmp.write_text(json.dumps(sources, indent=1) + "\n"))
+    atomic_write(output, lambda tmp: tmp.write_text(render(sources)))
+    logger.info("wrote %s and %s", output, images / SOURCES)
+    return output
+
+
+def rewrite(output: Path) -> Path:
+    """Write `output` again from the record `write_results` kept beside it, without the recipe's files."""
+    sources_path = output.parent / "results" / SOURCES
+    if not sources_path.is_file():
+        raise FileNotFoundError(f"no results record at {sources_path}: write the page from the recipe's files first")
+    atomic_write(output, lambda tmp: tmp.write_text(render(json.loads(sources_path.read_text()))))
+    logger.info("wrote %s from %s", output, sources_path)
     return output
 
 
@@ -382,10 +464,20 @@ def main(argv: list[str] | None = None) -> int:
         metavar="COMMAND",
         help="a command that made a --compare evaluation, listed with the others",
     )
+    parser.add_argument(
+        "--rewrite",
+        action="store_true",
+        help=f"write the page again from the results/{SOURCES} beside --output, without the recipe's files",
+    )
     parser.add_argument("overrides", nargs="*", help="the recipe's name=value settings, as given to it")
     args = parser.parse_intermixed_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
+        if args.rewrite:
+            if args.compare or args.reproduce or args.overrides:
+                raise ValueError("--rewrite takes only --output: the record holds everything else")
+            rewrite(args.output)
+            return 0
         recipe = load_config(DemoRecipe, args.config, args.overrides)
         compare = {}
         for item in args.compare:

@@ -252,17 +252,16 @@ def gather(
                 shutil.copy(source, images / f"strip-{sample['edit_type']}.png")
                 strips[sample["edit_type"]] = sample["instruction"]
     # The clearest case of the two checks disagreeing: the passing edit whose edit region is furthest from the truth.
-    lenient = min(
+    worst = min(
         (s for s in model["samples"] if s["clean_success"] and s.get("strict_success") is False),
         key=lambda s: s["metrics"]["psnr_inside_mask"],
         default=None,
     )
-    if lenient is not None and (root / "eval" / "demo" / lenient["strip"]).is_file():
-        shutil.copy(root / "eval" / "demo" / lenient["strip"], images / "strip-clean-not-strict.png")
-        lenient = {"instruction": lenient["instruction"], "reason": lenient["verifier"]["reason"],
-                   "psnr_inside_mask": lenient["metrics"]["psnr_inside_mask"]}  # fmt: skip
-    else:
-        lenient = None
+    lenient = None
+    if worst is not None and (root / "eval" / "demo" / worst["strip"]).is_file():
+        shutil.copy(root / "eval" / "demo" / worst["strip"], images / "strip-clean-not-strict.png")
+        lenient = {"instruction": worst["instruction"], "reason": worst["verifier"]["reason"],
+                   "psnr_inside_mask": worst["metrics"]["psnr_inside_mask"]}  # fmt: skip
 
     summary_path = root / "ablation" / "summary.json"
     ablation = None

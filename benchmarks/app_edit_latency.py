@@ -2,7 +2,8 @@
 
 This is what a user waits for: upload, decode and conform the clip, encode the instruction, denoise, decode, and
 write the edit and the side-by-side as mp4. Start the app first (`python app.py`), then run from the repository
-root: `python benchmarks/app_edit_latency.py [--url http://127.0.0.1:7860/] [--repeats 5]`.
+root: `python benchmarks/app_edit_latency.py [--url http://127.0.0.1:7860/] [--repeats 5] [--steps N]` (`--steps` sets
+the sampler's steps, as the page's Steps slider does; the model's default when left out).
 
 Each example of `assets/examples/demo/manifest.jsonl` (one per edit type) is edited `--repeats` times after one
 untimed warm-up edit. The table shows, per example and over every timed edit, the median round trip and the
@@ -28,6 +29,7 @@ def main() -> int:
     parser.add_argument("--url", default="http://127.0.0.1:7860/")
     parser.add_argument("--manifest", type=Path, default=REPO_ROOT / "assets" / "examples" / "demo" / "manifest.jsonl")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=None, help="sampler steps (the model's default when left out)")
     args = parser.parse_args()
 
     from gradio_client import Client, handle_file
@@ -38,7 +40,8 @@ def main() -> int:
     def edit(record: dict) -> tuple[float, float]:
         video = handle_file(str(REPO_ROOT / record["source"]["path"]))
         began = time.perf_counter()
-        outputs = client.predict(video, record["instruction"], api_name="/edit")
+        settings = {} if args.steps is None else {"steps": args.steps}
+        outputs = client.predict(video, record["instruction"], **settings, api_name="/edit")
         round_trip = time.perf_counter() - began
         status = next(o for o in outputs if isinstance(o, str) and o.startswith("Edited "))
         return round_trip, float(re.search(r" in ([0-9.]+) s", status).group(1))

@@ -102,6 +102,24 @@ def test_ablation_trains_every_variant_at_equal_compute(toy):
     assert "Partial" not in (root / "summary.md").read_text()
 
 
+def test_an_ablation_run_trained_with_other_settings_is_refused_not_reused(toy):
+    from training.recipes.ablation import AblationConfig
+    from training.recipes.ablation import run as run_ablation
+
+    recipe, _, overrides = toy
+    config = AblationConfig(recipe=RECIPE, recipe_overrides=overrides, variants=["sft"], budget=4)
+    run_ablation(config)  # trains it, or reuses the run another test left
+    pipeline = Path(recipe.root) / "ablation" / "sft-seed0" / "finetune" / "pipeline"
+    weights = (pipeline / TRANSFORMER_WEIGHTS).read_bytes()
+    config.budget = 6
+    with pytest.raises(ValueError, match=r"sft-seed0/finetune was trained with other settings \(steps changed\)"):
+        run_ablation(config)
+    config.budget, config.train = 4, {"lr": 1e-3}
+    with pytest.raises(ValueError, match=r"\(lr changed\)"):
+        run_ablation(config)
+    assert (pipeline / TRANSFORMER_WEIGHTS).read_bytes() == weights  # the earlier run is kept as it was
+
+
 def test_ablation_summary_says_how_many_runs_it_holds():
     from training.recipes.ablation import _summarise, summary_markdown
 

@@ -29,8 +29,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from training.atomic import atomic_write, atomic_write_dir
 from training.config import from_dict, load_config, to_dict
 from training.recipes.demo import REPO, DemoRecipe, eval_config, train_config
@@ -89,20 +87,20 @@ def _stages(variant: str, config: AblationConfig) -> list[tuple[str, int]]:
     return [("pretrain", first), ("finetune", config.budget - first)]
 
 
-def _check_same_run(output: Path, config) -> None:
+def _check_same_run(config) -> None:
     """Refuse a run folder trained with other settings (another budget, say): reused, its scores would stand for a
     run that never happened, and resumed, it would mix two runs' steps."""
-    saved = output / "config.yaml"
+    from training.train import TrainConfig
+
+    saved = Path(config.output) / "config.yaml"
     if not saved.is_file():
         return
-    recorded = yaml.safe_load(saved.read_text()) or {}
-    current = yaml.safe_load(yaml.safe_dump(to_dict(config), sort_keys=False))
-    # Settings only one side knows (a field added since) are left out: the run cannot have depended on them.
-    changed = sorted(key for key in recorded.keys() & current.keys() if recorded[key] != current[key])
+    recorded, current = to_dict(load_config(TrainConfig, saved, [])), to_dict(config)
+    changed = sorted(key for key in current if recorded[key] != current[key])
     if changed:
         raise ValueError(
-            f"{output} was trained with other settings ({', '.join(changed)} changed): give the ablation another "
-            "root (recipe_overrides=[root=...]) or remove that folder to train it again"
+            f"{config.output} was trained with other settings ({', '.join(changed)} changed): give the ablation "
+            "another root (recipe_overrides=[root=...]) or remove that folder to train it again"
         )
 
 
@@ -124,10 +122,11 @@ def run_variant(recipe: DemoRecipe, config: AblationConfig, variant: str, seed: 
             total = CacheIndex.load(base.cache).num_samples
             # At least one batch: a smaller pair budget cannot even fill a step.
             values["pairs"] = max(int(values["batch_size"]), round(total * config.pair_fraction))
-        _check_same_run(folder / stage, from_dict(TrainConfig, values))
+        stage_config = from_dict(TrainConfig, values)
+        _check_same_run(stage_config)
         final = folder / stage / "pipeline"
         if not (final / "model_index.json").is_file():
-            train(from_dict(TrainConfig, values), resume=True)
+            train(stage_config, resume=True)
         init = str(final)
     return Path(init)
 

@@ -195,6 +195,37 @@ def test_results_page_is_written_from_the_recipe_files(toy, tmp_path):
     assert write_results(["--output", str(tmp_path / "empty" / "RESULTS.md"), "--rewrite"]) == 2  # no record
 
 
+def test_an_ablation_page_is_written_alone_and_again_from_its_record(toy, tmp_path):
+    from training.recipes.ablation import AblationConfig
+    from training.recipes.ablation import run as run_ablation
+    from training.recipes.results import main as write_results
+
+    recipe, _, overrides = toy
+    run_ablation(AblationConfig(recipe=RECIPE, recipe_overrides=overrides, budget=4, pretrain_share=0.5))  # resumes
+    output = tmp_path / "docs" / "ABLATION-4.md"
+    assert write_results(["--ablation-only", "--output", str(output), *overrides]) == 0
+    text = output.read_text()
+    assert "## The shipped model" not in text  # the ablation alone
+    assert "| `pretrain_sft_offset` | as `pretrain_sft`, the source at offset RoPE positions" in text
+    assert "Here each run takes 4 optimizer steps, 50% of them on stage 1" in text
+    assert "| pretrain_sft_10pct | 1 |" in text and "| sft, seed 0 |" in text
+    assert "| Does stage-1 pretraining help fine-tuning? | pretrain_sft vs sft | 1 |" in text
+    recipe_args = " ".join(shlex.quote(item) for item in overrides)
+    assert f"{recipe_args} --until cache_stage2" in text
+    assert f"--ablation-only --output {output} {recipe_args}\n" in text  # finds the same root again
+    assert "![ablation](results/ablation-4-plot.png)" in text
+    assert (output.parent / "results" / "ablation-4-plot.png").is_file()
+    identity = Path(recipe.root) / "eval" / "identity"
+    assert write_results(["--ablation-only", "--output", str(output), "--compare", f"x={identity}", *overrides]) == 2
+    assert write_results(["--ablation-only", "--output", str(output), f"root={tmp_path / 'none'}"]) == 2
+
+    moved = tmp_path / "elsewhere" / "ABLATION-4.md"
+    shutil.copytree(output.parent / "results", moved.parent / "results")
+    assert write_results(["--ablation-only", "--output", str(moved), "--rewrite"]) == 0
+    assert moved.read_text() == text
+    assert write_results(["--output", str(moved), "--rewrite"]) == 2  # RESULTS.md's record is another file
+
+
 def test_a_step_done_with_other_settings_is_not_reused(tmp_path, monkeypatch):
     from training.recipes import demo
 

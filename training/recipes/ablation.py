@@ -35,7 +35,16 @@ from training.recipes.demo import REPO, DemoRecipe, eval_config, train_config
 
 logger = logging.getLogger(__name__)
 
-VARIANTS = ("sft", "pretrain", "pretrain_sft", "pretrain_sft_10pct", "pretrain_sft_offset")
+# Each variant: what it trains on stage-1 pairs (unpaired clips), and on stage-2 pairs (editing pairs).
+VARIANT_STAGES = {
+    "sft": ("-", "all steps"),
+    "pretrain": ("all steps", "-"),
+    "pretrain_sft": ("`pretrain_share` of the steps", "the rest"),
+    "pretrain_sft_10pct": ("as `pretrain_sft`", "as `pretrain_sft`, on 10% of the pairs"),
+    "pretrain_sft_offset": ("as `pretrain_sft`, the source at offset RoPE positions instead of shared ones", "as "
+                            "`pretrain_sft`, offset positions"),
+}  # fmt: skip
+VARIANTS = tuple(VARIANT_STAGES)
 
 
 @dataclass

@@ -227,6 +227,25 @@ def _kept(results: dict) -> dict:
     }
 
 
+def _shown(path: Path) -> Path:
+    """`path` as the reproduce commands show it: relative to the repository when inside it."""
+    return path.resolve().relative_to(REPO) if path.resolve().is_relative_to(REPO) else path
+
+
+def _gather_ablation(root: Path, plot: Path) -> dict | None:
+    """The ablation's summary and each run's evaluation, with its plot drawn at `plot`; None before it has run."""
+    summary_path = root / "ablation" / "summary.json"
+    if not summary_path.is_file():
+        return None
+    summary = json.loads(summary_path.read_text())
+    evaluations = {}
+    for run in summary["runs"]:
+        found = root / "ablation" / "eval" / f"{run['variant']}-seed{run['seed']}" / "results.json"
+        if found.is_file():
+            evaluations[f"{run['variant']}, seed {run['seed']}"] = _kept(json.loads(found.read_text()))
+    return {"summary": summary, "evaluations": evaluations, "plot": _ablation_plot(summary, plot)}
+
+
 def gather(
     recipe: DemoRecipe,
     images: Path,
@@ -263,21 +282,8 @@ def gather(
         lenient = {"instruction": worst["instruction"], "reason": worst["verifier"]["reason"],
                    "psnr_inside_mask": worst["metrics"]["psnr_inside_mask"]}  # fmt: skip
 
-    summary_path = root / "ablation" / "summary.json"
-    ablation = None
-    if summary_path.is_file():
-        summary = json.loads(summary_path.read_text())
-        evaluations = {}
-        for run in summary["runs"]:
-            found = root / "ablation" / "eval" / f"{run['variant']}-seed{run['seed']}" / "results.json"
-            if found.is_file():
-                evaluations[f"{run['variant']}, seed {run['seed']}"] = _kept(json.loads(found.read_text()))
-        plot = _ablation_plot(summary, images / "ablation.png")
-        ablation = {"summary": summary, "evaluations": evaluations, "plot": plot}
-
-    shown_config = (
-        config_path.resolve().relative_to(REPO) if config_path.resolve().is_relative_to(REPO) else config_path
-    )
+    ablation = _gather_ablation(root, images / "ablation.png")
+    shown_config = _shown(config_path)
     compare_args = "".join(
         f" --compare {shlex.quote(f'{label}={folder}')}" for label, folder in (compare or {}).items()
     )
@@ -417,6 +423,96 @@ def render(sources: dict) -> str:
     return "\n".join(lines)
 
 
+def _ablation_files(output: Path) -> tuple[str, str]:
+    """The names of an ablation page's plot and record in `results/`, after the page, so that several pages (one
+    per budget, say) and RESULTS.md share the folder."""
+    stem = output.stem.lower()
+    return f"{stem}-plot.png", f"{stem}-{SOURCES}"
+
+
+def gather_ablation_page(recipe: DemoRecipe, images: Path, config_path: Path, output: Path) -> dict:
+    """The record of an ablation page: the ablation under `recipe.root` alone, with the commands that made it."""
+    root = Path(recipe.root)
+    ablation = _gather_ablation(root, images / _ablation_files(output)[0])
+    if ablation is None:
+        raise FileNotFoundError(
+            f"no ablation at {root / 'ablation' / 'summary.json'}: run python -m training.recipes.ablation first"
+        )
+    summary = ablation["summary"]
+    shown_config = _shown(config_path)
+    config_arg = "" if config_path == REPO / "configs" / "recipes" / "demo.yaml" else f" --config {shown_config}"
+    # The recipe settings the ablation ran under also tell the data step and this page where its root is.
+    recipe_args = "".join(f" {shlex.quote(item)}" for item in summary.get("recipe_overrides") or [])
+    return {
+        "page": "ablation",
+        "ablation": ablation,
+        "benchmark_edits": _lines(root / "benchmark" / "manifest.jsonl"),
+        "commands": {
+            "data": f"python -m training.recipes.demo{config_arg}{recipe_args} --until cache_stage2",
+            "ablation": f"python -m training.recipes.ablation recipe={shown_config}{_ablation_settings(summary)}",
+            "results": f"python -m training.recipes.results{config_arg} --ablation-only --output "
+            f"{_shown(output)}{recipe_args}",
+        },
+        "platform": platform.platform(),
+    }
+
+
+def render_ablation_page(sources: dict, record: str) -> str:
+    """The Markdown page for a record made by `gather_ablation_page`; `record` names that record in `results/`."""
+    from training.recipes.ablation import VARIANT_STAGES
+
+    ablation, commands = sources["ablation"], sources["commands"]
+    summary = ablation["summary"]
+    precisions = sorted({found.get("precision") or "fp32" for found in ablation["evaluations"].values()})
+    train = ", ".join(f"`{key}={json.dumps(value)}`" for key, value in (summary.get("train") or {}).items())
+    variant_rows = [f"| `{v}` | {VARIANT_STAGES[v][0]} | {VARIANT_STAGES[v][1]} |" for v in summary["variants"]]
+    return "\n".join(
+        [
+            "# Ablation: the paper's questions on the demo world",
+            "",
+            "Written by `python -m training.recipes.results --ablation-only` from the files the ablation wrote; "
+            "rerunning the commands below reproduces it. The numbers it read are kept in "
+            f"[results/{record}](results/{record}), from which adding `--rewrite` writes this page again without "
+            "them.",
+            "",
+            "Every variant trains the demo model from the same untrained weights for the same number of optimizer "
+            "steps (equal compute) on the same editing pairs (equal pair budget, except where the pair budget is the "
+            f"variant), then edits the held-out benchmark ({sources['benchmark_edits']} edits):",
+            "",
+            "| variant | stage 1: unpaired-clip pairs | stage 2: editing pairs |",
+            "|---|---|---|",
+            *variant_rows,
+            "",
+            f"Here each run takes {summary['budget_steps']} optimizer steps, {summary['pretrain_share']:.0%} of them "
+            "on stage 1 in the two-stage variants, at a constant LR after warmup, with the recipe's other training "
+            f"settings{' and ' + train if train else ''}; its edits ran in {' and '.join(precisions) or 'fp32'}.",
+            "",
+            *_ablation_section(ablation),
+            "## Reproduce",
+            "",
+            "```bash",
+            f"{commands['data']}   # the data and caches every run trains on",
+            commands["ablation"],
+            commands["results"],
+            "```",
+            "",
+            f"Written on {sources['platform']}.",
+            "",
+        ]
+    )
+
+
+def write_ablation_page(recipe: DemoRecipe, output: Path, config_path: Path) -> Path:
+    """Write the ablation alone at `output`, its plot and its record beside RESULTS.md's in `results/`."""
+    images = output.parent / "results"
+    record = _ablation_files(output)[1]
+    sources = gather_ablation_page(recipe, images, config_path, output)
+    atomic_write(images / record, lambda tmp: tmp.write_text(json.dumps(sources, indent=1) + "\n"))
+    atomic_write(output, lambda tmp: tmp.write_text(render_ablation_page(sources, record)))
+    logger.info("wrote %s and %s", output, images / record)
+    return output
+
+
 def write_results(
     recipe: DemoRecipe,
     output: Path,
@@ -435,12 +531,18 @@ def write_results(
     return output
 
 
-def rewrite(output: Path) -> Path:
-    """Write `output` again from the record `write_results` kept beside it, without the recipe's files."""
-    sources_path = output.parent / "results" / SOURCES
+def rewrite(output: Path, ablation_only: bool = False) -> Path:
+    """Write `output` again from the record `write_results` (or `write_ablation_page`) kept beside it, without the
+    recipe's files."""
+    record = _ablation_files(output)[1] if ablation_only else SOURCES
+    sources_path = output.parent / "results" / record
     if not sources_path.is_file():
         raise FileNotFoundError(f"no results record at {sources_path}: write the page from the recipe's files first")
-    atomic_write(output, lambda tmp: tmp.write_text(render(json.loads(sources_path.read_text()))))
+    sources = json.loads(sources_path.read_text())
+    if (sources.get("page") == "ablation") != ablation_only:
+        raise ValueError(f"{sources_path} records {'an ablation page' if not ablation_only else 'RESULTS.md'}")
+    text = render_ablation_page(sources, record) if ablation_only else render(sources)
+    atomic_write(output, lambda tmp: tmp.write_text(text))
     logger.info("wrote %s from %s", output, sources_path)
     return output
 
@@ -468,6 +570,11 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help=f"write the page again from the results/{SOURCES} beside --output, without the recipe's files",
     )
+    parser.add_argument(
+        "--ablation-only",
+        action="store_true",
+        help="write the ablation alone (e.g. a study at another budget) at --output, beside RESULTS.md",
+    )
     parser.add_argument("overrides", nargs="*", help="the recipe's name=value settings, as given to it")
     args = parser.parse_intermixed_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -475,9 +582,16 @@ def main(argv: list[str] | None = None) -> int:
         if args.rewrite:
             if args.compare or args.reproduce or args.overrides:
                 raise ValueError("--rewrite takes only --output: the record holds everything else")
-            rewrite(args.output)
+            rewrite(args.output, args.ablation_only)
             return 0
         recipe = load_config(DemoRecipe, args.config, args.overrides)
+        if args.ablation_only:
+            if args.compare or args.reproduce:
+                raise ValueError(
+                    "--ablation-only shows the ablation alone: --compare and --reproduce are RESULTS.md's"
+                )
+            write_ablation_page(recipe, args.output, args.config)
+            return 0
         compare = {}
         for item in args.compare:
             label, sep, folder = item.partition("=")

@@ -207,7 +207,8 @@ def test_an_ablation_page_is_written_alone_and_again_from_its_record(toy, tmp_pa
     text = output.read_text()
     assert "## The shipped model" not in text  # the ablation alone
     assert "| `pretrain_sft_offset` | as `pretrain_sft`, the source at offset RoPE positions" in text
-    assert "Here each run takes 4 optimizer steps, 50% of them on stage 1" in text
+    assert "Equal compute: 4 optimizer steps per run." in text
+    assert "The two-stage variants spend 50% of the steps on stage 1." in text
     assert "| pretrain_sft_10pct | 1 |" in text and "| sft, seed 0 |" in text
     assert "| Does stage-1 pretraining help fine-tuning? | pretrain_sft vs sft | 1 |" in text
     recipe_args = " ".join(shlex.quote(item) for item in overrides)

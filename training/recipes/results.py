@@ -483,9 +483,9 @@ def render_ablation_page(sources: dict, record: str) -> str:
             "|---|---|---|",
             *variant_rows,
             "",
-            f"Here each run takes {summary['budget_steps']} optimizer steps, {summary['pretrain_share']:.0%} of them "
-            "on stage 1 in the two-stage variants, at a constant LR after warmup, with the recipe's other training "
-            f"settings{' and ' + train if train else ''}; its edits ran in {' and '.join(precisions) or 'fp32'}.",
+            f"The two-stage variants spend {summary['pretrain_share']:.0%} of the steps on stage 1. Every run trains "
+            "at a constant LR after warmup, with the recipe's other training settings"
+            f"{' and ' + train if train else ''}, and edits in {' and '.join(precisions) or 'fp32'}.",
             "",
             *_ablation_section(ablation),
             "## Reproduce",

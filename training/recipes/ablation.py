@@ -2,15 +2,8 @@
 
 Every variant trains the same model from the same untrained weights for the same number of optimizer steps
 (`budget`, equal compute) and draws from the same stage-2 pairs (equal pair budget, except where the variant is the
-pair budget), then is scored on the recipe's held-out benchmark:
-
-| variant | stage 1 (unpaired-clip pairs) | stage 2 (editing pairs) |
-|---|---|---|
-| `sft` | - | all steps |
-| `pretrain` | all steps | - |
-| `pretrain_sft` | `pretrain_share` of the steps | the rest |
-| `pretrain_sft_10pct` | as `pretrain_sft` | 10% of the pairs |
-| `pretrain_sft_offset` | as `pretrain_sft`, with the source at offset RoPE positions instead of shared ones |
+pair budget), then is scored on the recipe's held-out benchmark. `VARIANT_STAGES` below says what each variant
+trains on.
 
 Each (variant, seed) is a resumable run under `root/ablation/`; `summary.json` and `summary.md` collect the clean
 and strict success, verifier accuracy and PSNR per variant (mean and spread over seeds), rewritten after every run.

@@ -232,6 +232,11 @@ def _shown(path: Path) -> Path:
     return path.resolve().relative_to(REPO) if path.resolve().is_relative_to(REPO) else path
 
 
+def _config_arg(config_path: Path) -> str:
+    """The `--config` argument the reproduce commands need: none for the recipe's own config."""
+    return "" if config_path == REPO / "configs" / "recipes" / "demo.yaml" else f" --config {_shown(config_path)}"
+
+
 def _gather_ablation(root: Path, plot: Path) -> dict | None:
     """The ablation's summary and each run's evaluation, with its plot drawn at `plot`; None before it has run."""
     summary_path = root / "ablation" / "summary.json"
@@ -312,7 +317,7 @@ def gather(
         "loop_seconds": loops,
         "ablation": ablation,
         "commands": {
-            "config": "" if config_path == REPO / "configs" / "recipes" / "demo.yaml" else f" --config {shown_config}",
+            "config": _config_arg(config_path),
             "ablation": f"python -m training.recipes.ablation recipe={shown_config}"
             f"{_ablation_settings(ablation and ablation['summary'])}",
             "reproduce": list(reproduce or []),
@@ -440,11 +445,10 @@ def gather_ablation_page(recipe: DemoRecipe, images: Path, config_path: Path, ou
         )
     summary = ablation["summary"]
     shown_config = _shown(config_path)
-    config_arg = "" if config_path == REPO / "configs" / "recipes" / "demo.yaml" else f" --config {shown_config}"
+    config_arg = _config_arg(config_path)
     # The recipe settings the ablation ran under also tell the data step and this page where its root is.
     recipe_args = "".join(f" {shlex.quote(item)}" for item in summary.get("recipe_overrides") or [])
     return {
-        "page": "ablation",
         "ablation": ablation,
         "benchmark_edits": _lines(root / "benchmark" / "manifest.jsonl"),
         "commands": {
@@ -539,8 +543,6 @@ def rewrite(output: Path, ablation_only: bool = False) -> Path:
     if not sources_path.is_file():
         raise FileNotFoundError(f"no results record at {sources_path}: write the page from the recipe's files first")
     sources = json.loads(sources_path.read_text())
-    if (sources.get("page") == "ablation") != ablation_only:
-        raise ValueError(f"{sources_path} records {'an ablation page' if not ablation_only else 'RESULTS.md'}")
     text = render_ablation_page(sources, record) if ablation_only else render(sources)
     atomic_write(output, lambda tmp: tmp.write_text(text))
     logger.info("wrote %s from %s", output, sources_path)

@@ -523,3 +523,26 @@ def test_an_add_placed_elsewhere_is_clean_and_older_runs_gain_the_edit_region(wo
     assert resumed["counts"]["resumed"] == 2
     assert {s["id"]: s["metrics"]["psnr_outside_edit"] for s in resumed["samples"]} == pytest.approx(first)
     assert _by_id(resumed)["world-add"]["clean_success"] is True
+
+
+def test_a_paired_gap_reads_two_models_edit_by_edit():
+    from training.evaluation.paired import paired_gap
+
+    first = {"e0": True, "e1": True, "e2": True, "e3": True, "e4": None}
+    second = {"e0": True, "e1": True, "e2": False, "e3": False, "e4": True}
+    found = paired_gap([first], [second])
+    assert found.edits == 4  # e4 has no verdict for the first model
+    assert found.gap == pytest.approx(0.5)
+    assert found.standard_error == pytest.approx(np.std([0, 0, 1, 1], ddof=1) / 2)
+    assert found.seed_gaps == pytest.approx((0.5,))
+    # The same outcomes: whatever the rate, no gap and no error, where two independent rates would have one.
+    assert paired_gap([first], [first]).standard_error == 0
+    # Two seeds are averaged per edit first: the first model's mean outcomes 0.5, 1, 1, 0.5 against 1, 1, 0, 0.
+    other_seed = {"e0": False, "e1": True, "e2": True, "e3": False}
+    found = paired_gap([first, other_seed], [second, second])
+    assert found.gap == pytest.approx(0.25)
+    assert found.standard_error == pytest.approx(np.std([-0.5, 0, 1, 0.5], ddof=1) / 2)
+    assert found.seed_gaps == pytest.approx((0.5, 0.0))
+    with pytest.raises(ValueError, match="as many seeds"):
+        paired_gap([first], [first, second])
+    assert paired_gap([{"e0": True}], [{"e0": False}]) is None  # one edit has no spread to read

@@ -154,6 +154,23 @@ def test_ablation_contrasts_say_how_many_seeds_stand_behind_them():
     assert "with 1-2 seeds per comparison" in text
 
 
+def test_ablation_contrasts_read_each_gap_edit_by_edit_when_the_outcomes_are_kept():
+    from training.recipes.results import _ablation_contrasts
+
+    clean = {"sft": [True, False, True, False], "pretrain_sft": [True, True, True, False]}
+    outcomes = {f"{v}-seed0": {"clean_success": dict(enumerate(hits)), "strict_success": dict(enumerate(hits))}
+                for v, hits in clean.items()}  # fmt: skip
+    rows = [{"variant": v, "seed": 0, "clean_success": sum(h) / 4, "strict_success": sum(h) / 4}
+            for v, h in {**clean, "pretrain": [False] * 4}.items()]  # fmt: skip
+    text = "\n".join(_ablation_contrasts(rows, edits=4, outcomes=outcomes))
+    # Differences 0, 1, 0, 0: a gap of 25 points whose paired standard error is 0.5 / sqrt(4).
+    gap = "75.0% vs 50.0% (+25.0 ± 25.0)"
+    assert f"| pretrain_sft vs sft | 1 | {gap} | {gap} | +25.0 |" in text
+    # pretrain's outcomes were not kept: its question keeps the plain gap and has no per-seed one.
+    assert "| pretrain vs sft | 1 | 0.0% vs 50.0% (-50.0) | 0.0% vs 50.0% (-50.0) | - |" in text
+    assert "the same 4 edits with the same noise" in text and "paired standard error" in text
+
+
 def test_results_page_is_written_from_the_recipe_files(toy, tmp_path):
     from training.recipes.ablation import AblationConfig
     from training.recipes.ablation import run as run_ablation

@@ -115,7 +115,7 @@ def _ablation_section(ablation: dict | None) -> list[str]:
         return [*lines, ""]
     edits = next(iter(found.values()))["aggregates"]["overall"]["clean_success"]["of"]
     lines += ["", "Clean success per edit type, per run:", "", *_comparison_section(found)]
-    return [*lines, *_ablation_contrasts(summary["runs"], edits)]
+    return [*lines, *_ablation_contrasts(summary["runs"], edits, ablation.get("outcomes"))]
 
 
 # The paper's questions, each as (what is asked, the variant that answers yes, the variant it is read against).
@@ -127,21 +127,27 @@ CONTRASTS = (
 )
 
 
-def _ablation_contrasts(runs: list[dict], edits: int) -> list[str]:
+def _ablation_contrasts(runs: list[dict], edits: int, outcomes: dict[str, dict] | None = None) -> list[str]:
     """Each of the paper's questions answered with the two variants' means, and how large a gap chance makes.
 
     Each pair of variants is compared over the seeds both have run, so a second seed that has reached one variant
-    but not the other does not tilt the comparison."""
+    but not the other does not tilt the comparison. With each run's per-edit `outcomes` (keyed `variant-seedN`), the
+    gaps carry their paired standard error and one gap per seed; without them (an older record), one unpaired error
+    for the page."""
+    from training.evaluation.paired import paired_gap
+
     by_variant: dict[str, dict[int, dict]] = {}
     for run in runs:
         by_variant.setdefault(run["variant"], {})[run["seed"]] = run
 
-    rows, means, seed_counts = [], [], set()
+    rows, means, seed_counts, paired_edits = [], [], set(), set()
     for question, yes, against in CONTRASTS:
         seeds = sorted(set(by_variant.get(yes, {})) & set(by_variant.get(against, {})))
         if not seeds:
             continue
-        cells = []
+        names = [f"{variant}-seed{s}" for variant in (yes, against) for s in seeds]
+        paired = outcomes is not None and all(name in outcomes for name in names)
+        cells, per_seed = [], "-"
         for key in ("clean_success", "strict_success"):
             a = [by_variant[yes][s][key] for s in seeds if by_variant[yes][s].get(key) is not None]
             b = [by_variant[against][s][key] for s in seeds if by_variant[against][s].get(key) is not None]
@@ -151,28 +157,55 @@ def _ablation_contrasts(runs: list[dict], edits: int) -> list[str]:
             a_mean, b_mean = statistics.fmean(a), statistics.fmean(b)
             if key == "clean_success":
                 means += [a_mean, b_mean]
-            cells.append(f"{100 * a_mean:.1f}% vs {100 * b_mean:.1f}% ({100 * (a_mean - b_mean):+.1f})")
+            gap = f"{100 * (a_mean - b_mean):+.1f}"
+            if paired:
+                found = paired_gap([outcomes[f"{yes}-seed{s}"][key] for s in seeds],
+                                   [outcomes[f"{against}-seed{s}"][key] for s in seeds])  # fmt: skip
+                if found is not None:
+                    gap = f"{100 * found.gap:+.1f} ± {100 * found.standard_error:.1f}"
+                    paired_edits.add(found.edits)
+                    if key == "clean_success":
+                        per_seed = ", ".join(f"{100 * g:+.1f}" for g in found.seed_gaps)
+            cells.append(f"{100 * a_mean:.1f}% vs {100 * b_mean:.1f}% ({gap})")
         seed_counts.add(len(seeds))
-        rows.append(f"| {question} | {yes} vs {against} | {len(seeds)} | {cells[0]} | {cells[1]} |")
+        rows.append(f"| {question} | {yes} vs {against} | {len(seeds)} | {cells[0]} | {cells[1]} |"
+                    + (f" {per_seed} |" if outcomes is not None else ""))  # fmt: skip
     if not rows:
         return []
-    highest = max(means) if means else 0.5
-    # The standard error of the difference of two rates over `edits` independent edits each, at the highest rate
-    # seen (the widest here).
-    error = 100 * (2 * highest * (1 - highest) / edits) ** 0.5
     fewest, most = min(seed_counts), max(seed_counts)
     seeds_text = f"{fewest}-{most} seeds" if fewest != most else f"{most} seed" + ("s" if most > 1 else "")
+    header = "| question | variants | seeds | clean success | strict success |"
+    rule = "|---|---|---|---|---|"
+    if outcomes is not None:
+        header, rule = header + " clean gap per seed |", rule + "---|"
+        on = " and ".join(map(str, sorted(paired_edits))) or str(edits)
+        noise = (
+            f"Both variants of a question edited the same {on} edits with the same noise, so each gap is read edit "
+            "by edit: ± is its paired standard error, the spread of the per-edit differences (each variant's "
+            "outcomes averaged over its seeds) over the square root of their number. It says how far another "
+            "sample of edits would move the gap; how far a whole run moves with its training seed is not in it, "
+            f"and the per-seed gaps beside it show that. With {seeds_text} per comparison, a gap under twice its "
+            "error, or one whose seeds disagree in sign, is not evidence either way."
+        )
+    else:
+        highest = max(means) if means else 0.5
+        # The standard error of the difference of two rates over `edits` independent edits each, at the highest rate
+        # seen (the widest here).
+        error = 100 * (2 * highest * (1 - highest) / edits) ** 0.5
+        noise = (
+            f"The gap between two rates near {100 * highest:.0f}% over {edits} edits each has a standard error of "
+            f"about {error:.1f} points from the sample of edits alone; with {seeds_text} per comparison, gaps under "
+            "twice that are not evidence either way."
+        )
     return [
         "The paper's questions, answered at this budget, each over the seeds both variants have run (points of "
         "difference in brackets):",
         "",
-        "| question | variants | seeds | clean success | strict success |",
-        "|---|---|---|---|---|",
+        header,
+        rule,
         *rows,
         "",
-        f"The gap between two rates near {100 * highest:.0f}% over {edits} edits each has a standard error of about "
-        f"{error:.1f} points from the sample of edits alone; with {seeds_text} per comparison, gaps under twice that "
-        "are not evidence either way.",
+        noise,
         "",
     ]
 
@@ -243,12 +276,19 @@ def _gather_ablation(root: Path, plot: Path) -> dict | None:
     if not summary_path.is_file():
         return None
     summary = json.loads(summary_path.read_text())
-    evaluations = {}
+    evaluations, outcomes = {}, {}
     for run in summary["runs"]:
         found = root / "ablation" / "eval" / f"{run['variant']}-seed{run['seed']}" / "results.json"
         if found.is_file():
-            evaluations[f"{run['variant']}, seed {run['seed']}"] = _kept(json.loads(found.read_text()))
-    return {"summary": summary, "evaluations": evaluations, "plot": _ablation_plot(summary, plot)}
+            results = json.loads(found.read_text())
+            evaluations[f"{run['variant']}, seed {run['seed']}"] = _kept(results)
+            # Per edit, so the paper's questions can be read edit by edit (paired) rather than rate against rate.
+            outcomes[f"{run['variant']}-seed{run['seed']}"] = {
+                key: {sample["id"]: sample.get(key) for sample in results["samples"]}
+                for key in ("clean_success", "strict_success")
+            }
+    return {"summary": summary, "evaluations": evaluations, "outcomes": outcomes,
+            "plot": _ablation_plot(summary, plot)}  # fmt: skip
 
 
 def gather(

@@ -40,7 +40,7 @@ from editor.loading import PRECISIONS, LoadOptions, load_pipeline
 from editor.masks import PROPAGATIONS, overlay_mask
 from editor.memory import PLANS
 from editor.pipeline import EditProgress, VideoEditPipeline, VideoEditPipelineOutput
-from editor.presets import DEFAULT_MODEL, PRESETS
+from editor.presets import BENCHMARK_PAGE, DEFAULT_MODEL, PRESETS
 from editor.quantization import METHODS, Quantization
 from editor.video import frame_count_for, probe_video, read_video, write_video
 
@@ -107,9 +107,11 @@ def benchmark_note(model_name: str) -> str:
     key = "strict_success" if "strict_success" in groups["overall"] else "clean_success"
     rates = {name: g[key]["rate"] for name, g in {**groups["by_edit_type"], "all": groups["overall"]}.items()}
     per_type = ", ".join(f"{name} {rate:.0%}" for name, rate in rates.items() if rate is not None)
+    page = card.parent / BENCHMARK_PAGE
+    where = f"{page.relative_to(ROOT)}, docs/RESULTS.md" if page.is_file() else "docs/RESULTS.md"
     return (f"The bundled {model_name} model is small and trained on 2 CPU cores on a procedural world of shapes. "
             f"Edits that came out right on its held-out benchmark ({key.replace('_', ' ')}): {per_type} "
-            "(docs/RESULTS.md).")  # fmt: skip
+            f"({where}).")  # fmt: skip
 
 
 # One tracker for every handler: it reports to whichever request is running (gradio keeps that in a context variable).

@@ -58,6 +58,10 @@ class ModelPreset:
     bundled: str | None = None
 
 
+# A bundled model's benchmark page, which its recipe ships beside the model card (training.json).
+BENCHMARK_PAGE = "benchmark.md"
+
+
 # ICVE's official inference settings: 50 Euler steps, real CFG 6.0 with the source kept in the unconditional branch,
 # embedded guidance 1.0, shift 7.0, 768 (h) x 480 (w), 61 frames at HunyuanVideo's 24 fps.
 ICVE = ModelPreset(
@@ -83,7 +87,7 @@ DEMO = ModelPreset(
     bundled="assets/demo-model",
     flow_shift=2.0,
     defaults=EditDefaults(
-        num_inference_steps=20,
+        num_inference_steps=10,
         guidance_scale=2.0,
         embedded_guidance_scale=1.0,
         height=64,

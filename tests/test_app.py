@@ -279,5 +279,8 @@ def test_the_bundled_model_states_its_benchmark_scores(tmp_path, monkeypatch):
     card.write_text(json.dumps({"benchmark": {"by_edit_type": {"remove": rates(0.4, 0.1)},
                                               "overall": rates(0.4, 0.1)}}))  # fmt: skip
     assert "(strict success): remove 10%, all 10%" in app.benchmark_note("demo")
+    assert app.benchmark_note("demo").endswith("(docs/RESULTS.md).")
+    (card.parent / "benchmark.md").write_text("# Evaluation\n")  # the page the recipe ships beside the card
+    assert app.benchmark_note("demo").endswith(f"({app.PRESETS['demo'].bundled}/benchmark.md, docs/RESULTS.md).")
     card.unlink()
     assert app.benchmark_note("demo") == ""

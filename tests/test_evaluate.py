@@ -107,6 +107,8 @@ def test_tiny_pipeline_run_writes_every_output(world, tiny_pipeline_dir, tmp_pat
     for text in (markdown, page):
         assert "Motion smoothness (proxy)" in text and "Subject consistency (proxy)" in text
         assert f"capped at {PSNR_CAP_DB:g} dB" in text
+        # The same weights score differently with other settings: the page says which made its edits.
+        assert f"Sampling: 1 step, guidance 1, seed 0, {results['model']['precision']}." in text
     assert all(f"| {kind} |" in markdown for kind in (*KINDS, "all"))
     images = re.findall(r'<img src="([^"]+)"', page)
     assert {"plots/by_edit_type.png", "plots/distributions.png"} <= set(images)
@@ -131,6 +133,7 @@ def test_identity_baseline_is_not_a_success(world, tmp_path):
     assert overall["clean_success"]["rate"] == 0.0
     markdown = (tmp_path / "identity" / "results.md").read_text()
     assert "identity (source unchanged)" in markdown and "0.0% (0/3)" in markdown
+    assert "Sampling:" not in markdown  # nothing was sampled
 
 
 def test_precomputed_edits_equal_to_ground_truth_succeed(world, tmp_path):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -9,7 +12,7 @@ from safetensors.torch import load_file
 
 from editor import loading
 from editor.loading import LoadOptions, ModelFilesMissing, load_pipeline
-from editor.presets import ICVE
+from editor.presets import DEMO, ICVE
 from editor.quantization import Quantization
 
 
@@ -49,6 +52,11 @@ def test_converted_transformer_matches_the_golden_fixture_and_is_cached(icve_sou
 
     load_pipeline("icve", base=icve_sources[0], transformer=transformer, options=LoadOptions(device="cpu"))
     assert (cache / "conversion.json").stat().st_mtime_ns == stamp  # converted once
+
+
+def test_the_bundled_demo_folder_edits_with_the_defaults_its_preset_documents():
+    index = Path(__file__).resolve().parents[1] / DEMO.bundled / "model_index.json"
+    assert json.loads(index.read_text())["defaults"] == DEMO.defaults.to_dict()
 
 
 def test_unreachable_hub_id_lists_the_files_to_fetch(icve_sources):

@@ -49,6 +49,8 @@ def test_toy_recipe_runs_every_step_and_ships_a_loadable_model(toy):
     shipped = tmp_path / "shipped"
     assert (shipped / "model_index.json").is_file() and (shipped / "training.json").is_file()
     results = json.loads((tmp_path / "demo" / "eval" / "demo" / "results.json").read_text())
+    page = (tmp_path / "demo" / "eval" / "demo" / "results.md").read_text()
+    assert (shipped / "benchmark.md").read_text() == page and "Sampling: " in page  # the page travels with the model
     assert results["aggregates"]["overall"]["count"] == 6  # one benchmark edit of each type, all scored
     # The shipped weights are the evaluated ones: rounded to the precision the benchmark ran in.
     from editor.loading import PRECISIONS

@@ -217,7 +217,13 @@ def _counts_line(results: dict) -> str:
 
 def _model_line(results: dict) -> str:
     model, g = results["model"], results["geometry"]
-    return f"Model: {model['name']}. Clips: {g['frames']} frames at {g['fps']:g} fps, {g['width']}x{g['height']}."
+    line = f"Model: {model['name']}. Clips: {g['frames']} frames at {g['fps']:g} fps, {g['width']}x{g['height']}."
+    sampling = model.get("sampling")
+    if sampling:  # a model that generated its edits: the same weights score differently with other settings
+        steps = f"{sampling['steps']} step" + ("s" if sampling["steps"] != 1 else "")
+        guidance, seed = sampling["guidance"], sampling["seed"]
+        line += f" Sampling: {steps}, guidance {guidance:g}, seed {seed}, {model['precision']}."
+    return line
 
 
 # Markdown -----------------------------------------------------------------------------------------------------------

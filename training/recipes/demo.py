@@ -12,9 +12,9 @@ One command runs what a lab would run on real video, on the procedural world, wi
 8. `pretrain` (stage 1) then `finetune` (stage 2, from the pretrained pipeline) (`training.train`);
 9. `evaluate`: the fine-tuned model and the identity baseline on the benchmark (`training.evaluate`);
 10. `timing`: the median wall time of editing a two-second clip;
-11. `ship`: the pipeline folder copied to `ship_to` with the evaluation and timing beside it, its transformer's
-    weights rounded to the precision the benchmark ran in (bf16 halves the download and is what the app computes in
-    on most CPUs and every GPU).
+11. `ship`: the pipeline folder copied to `ship_to` with the evaluation (its page, `benchmark.md`) and timing beside
+    it, its transformer's weights rounded to the precision the benchmark ran in (bf16 halves the download and is what
+    the app computes in on most CPUs and every GPU).
 
 Every step is resumable and the finished ones are recorded in `root/done/`, so a killed run continues where it
 stopped when the command is repeated. `--until STEP` stops after a step; `--only STEP` runs one (its inputs must
@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from editor.presets import BENCHMARK_PAGE
 from training.atomic import atomic_write, atomic_write_dir
 from training.config import from_dict, load_config, parse_yaml, to_dict
 
@@ -289,6 +290,8 @@ def step_ship(recipe: DemoRecipe) -> None:
         timing = json.loads((paths["eval"] / "timing.json").read_text())
         card = {"recipe": to_dict(recipe), "benchmark": results["aggregates"], "timing": timing}
         (tmp / "training.json").write_text(json.dumps(card, indent=1, default=str) + "\n")
+        # The benchmark's own page travels with the model: its tables per edit type and the settings it sampled with.
+        shutil.copyfile(paths["eval"] / "demo" / "results.md", tmp / BENCHMARK_PAGE)
 
     atomic_write_dir(Path(recipe.ship_to), write)
 

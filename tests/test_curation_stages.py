@@ -104,6 +104,21 @@ def test_stage2_pairs_follow_their_instructions(tmp_path):
     assert followed >= 0.9 * len(pairs)
 
 
+def test_stage2_can_ask_for_upright_replacements(tmp_path):
+    from training.curation.backends.world import WorldInpainter
+
+    assert WorldInpainter._edit("an upright cyan star", 1).upright
+    assert not WorldInpainter._edit("a cyan star", 1).upright
+    result = run_stage2(
+        tmp_path / "out", "count=12", "upright_replacements=true", "edit_type_proportions={replace: 1}"
+    )
+    replaced = [r for r in result.records if r["edit_type"] == "replace"]
+    assert replaced and all(r["provenance"]["caption"].startswith("an upright ") for r in replaced)
+    for pair in replaced:
+        source, target = read_video(pair["source"]["path"]).frames, read_video(pair["target"]["path"]).frames
+        assert verify(source, target, pair["instruction"]).followed, pair["instruction"]
+
+
 def test_stage2_rebalances_and_merges_external_pairs(tmp_path):
     external = tmp_path / "external.jsonl"
     write_jsonl(external, [{

@@ -246,6 +246,29 @@ def test_an_ablation_page_is_written_alone_and_again_from_its_record(toy, tmp_pa
     assert write_results(["--output", str(moved), "--rewrite"]) == 2  # RESULTS.md's record is another file
 
 
+def test_a_record_older_than_a_setting_counts_it_at_its_default(tmp_path, monkeypatch):
+    from training.recipes import demo
+
+    calls = []
+    for name in STEPS:
+        monkeypatch.setitem(STEPS, name, lambda recipe, name=name: calls.append(name))
+    recipe = load_config(DemoRecipe, RECIPE, [f"root={tmp_path}"])
+    run(recipe, until="global_pairs")
+    done = demo._done_file(recipe, "global_pairs")
+    record = json.loads(done.read_text())
+    del record["settings"]["canonical_edits"]  # as a run from before the setting existed wrote it
+    done.write_text(json.dumps(record))
+
+    calls.clear()
+    run(recipe, until="global_pairs")
+    assert calls == []
+    canonical = load_config(DemoRecipe, RECIPE, [f"root={tmp_path}", "canonical_edits=true"])
+    with pytest.raises(
+        ValueError, match=r"step 'global_pairs' was done with other settings \(canonical_edits changed"
+    ):
+        run(canonical, until="global_pairs")
+
+
 def test_a_step_done_with_other_settings_is_not_reused(tmp_path, monkeypatch):
     from training.recipes import demo
 

@@ -228,6 +228,46 @@ def test_verify_accepts_true_edits_and_rejects_the_source(rendered_pairs, edit_t
     assert rejected / len(pairs) >= 0.95
 
 
+def test_canonical_edits_fix_what_the_instruction_leaves_open():
+    from training.world import apply_edit
+    from training.world.palette import BACKGROUND_TONES
+
+    def canonical_target(scene, seed, edit_type):
+        edit = random_edit(scene, np.random.default_rng(seed), types=(edit_type,), num_frames=FRAMES, canonical=True)
+        return edit, render(apply_edit(scene, edit), FRAMES, SIZE, SIZE)
+
+    # A replaced circle's turn never shows: however it was turned, the canonical replacement looks the same.
+    circle = Sprite("circle", "red", 0.26, 0.0, 0.0, angle=10.0, spin=1.5)
+    for shape_seed in range(4):
+        turned = [
+            Scene(Background("plain", (58, 58, 58), (58, 58, 58)), (replace(circle, angle=a),)) for a in (10, 200)
+        ]
+        (edit, first), (_, second) = (canonical_target(scene, shape_seed, "replace") for scene in turned)
+        assert edit.upright and edit.shape != "circle"
+        assert np.array_equal(first, second)
+        words = f"replace the red circle with a {edit.colour} {edit.shape}"
+        assert verify(render(turned[0], FRAMES, SIZE, SIZE), first, words).followed
+
+    # A new background keeps the old tones and one layout per texture: draws that pick the same texture agree.
+    for scene, _, _ in _pairs("background", 12, seed=3):
+        targets = {}
+        for seed in range(8):
+            edit, target = canonical_target(scene, seed, "background")
+            new, old = edit.background, scene.background
+            assert new.kind != old.kind
+            tones = (
+                {old.colour_a, old.colour_b}
+                if old.kind != "plain"
+                else {tone for pair in BACKGROUND_TONES.values() if old.colour_a in pair for tone in pair}
+            )
+            assert {new.colour_a, new.colour_b} <= tones
+            if new.kind in targets:
+                assert np.array_equal(targets[new.kind], target)
+            targets[new.kind] = target
+            source = render(scene, FRAMES, SIZE, SIZE)
+            assert verify(source, target, f"make the background {new.kind}").followed
+
+
 def test_instructions_parse_back_to_their_edits():
     for seed, edit_type in enumerate(EDIT_TYPES):
         for scene, edit, text in _pairs(edit_type, 30, seed=200 + seed):

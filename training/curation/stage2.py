@@ -61,6 +61,9 @@ class Stage2Config:
     min_judge_total: int = 6
     min_judge_each: int = 1
     add_from_removals: bool = True
+    # "replace it with a triangle" says nothing of the triangle's turn: asking the inpainter for an upright one makes
+    # the target follow from the instruction, which a small model learns far more easily than a spread of turns
+    upright_replacements: bool = False
     # global
     external_manifest: Path | None = None  # pairs from elsewhere (public data sets) to mix in
     edit_type_proportions: dict[str, float] = field(default_factory=dict)  # e.g. {remove: 0.2, add: 0.2, ...}
@@ -210,6 +213,8 @@ def caption_generation(record: dict, ctx: Stage2Context) -> list[dict]:
     caption = ctx.describer.propose_edit(_load(record["source"], ctx), record["object"], edit_type, seed)
     if not caption:
         raise Drop("no caption for this edit")
+    if edit_type == "replace" and ctx.config.upright_replacements:
+        caption = "an upright " + caption.removeprefix("a ").removeprefix("an ")
     return [{**record, "edit_type": edit_type, "caption": caption}]
 
 

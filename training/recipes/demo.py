@@ -67,6 +67,7 @@ class DemoRecipe:
     stage1: dict[str, Any] = field(default_factory=dict)  # overrides of configs/curation/stage1.yaml
     stage2: dict[str, Any] = field(default_factory=dict)  # overrides of configs/curation/stage2.yaml
     global_pairs: int = 1000
+    canonical_edits: bool = False  # training edits fix what instructions leave open (upright replacements, ...)
     benchmark_per_type: int = 30
     benchmark_seed: int = 90_001
     model: ModelSettings = field(default_factory=ModelSettings)
@@ -116,7 +117,7 @@ def step_global_pairs(recipe: DemoRecipe) -> None:
     m = recipe.model
     write_edit_pairs(
         _paths(recipe)["global"], recipe.global_pairs, seed=recipe.seed + 1, types=("background", "style"),
-        frames=m.frames, fps=m.fps, size=m.size, prefix="global", phrasing="train",
+        frames=m.frames, fps=m.fps, size=m.size, prefix="global", phrasing="train", canonical=recipe.canonical_edits,
     )  # fmt: skip
 
 
@@ -127,7 +128,7 @@ def step_stage2(recipe: DemoRecipe) -> None:
     m = recipe.model
     values = {
         "output": str(paths["stage2"]), "external_manifest": str(paths["global"] / "manifest.jsonl"),
-        "height": m.size, "width": m.size, **recipe.stage2,
+        "height": m.size, "width": m.size, "upright_replacements": recipe.canonical_edits, **recipe.stage2,
     }  # fmt: skip
     curate("stage2", _curation_config(recipe, "stage2", values))
 
@@ -307,7 +308,8 @@ STEPS: dict[str, Callable[[DemoRecipe], None]] = {
 # output depends on its inputs' settings too.
 STEP_SETTINGS: dict[str, tuple[str, ...]] = {
     "raw": ("seed", "raw_videos", "raw_seconds", "model.size"), "stage1": ("stage1", "model.frames", "model.fps"),
-    "global_pairs": ("global_pairs",), "stage2": ("stage2",), "benchmark": ("benchmark_per_type", "benchmark_seed"),
+    "global_pairs": ("global_pairs", "canonical_edits"), "stage2": ("stage2",),
+    "benchmark": ("benchmark_per_type", "benchmark_seed"),
     "init": ("model",), "cache_stage1": (), "cache_stage2": (), "pretrain": ("pretrain",),
     "finetune": ("finetune",), "evaluate": ("evaluate",), "timing": (), "ship": ("ship_to",),
 }  # fmt: skip
@@ -352,8 +354,12 @@ def step_settings(recipe: DemoRecipe, name: str) -> dict[str, Any]:
 def _check_done(recipe: DemoRecipe, name: str, done: Path) -> None:
     recorded = json.loads(done.read_text()).get("settings")
     current = step_settings(recipe, name)
-    if recorded is not None and recorded != current:
-        changed = sorted(k for k in {*recorded, *current} if recorded.get(k) != current.get(k))
+    if recorded is None:
+        return
+    # A setting added after the record was written was, for that run, what its default now says.
+    defaults = step_settings(DemoRecipe(), name)
+    changed = sorted(k for k in {*recorded, *current} if recorded.get(k, defaults.get(k)) != current.get(k))
+    if changed:
         raise ValueError(
             f"step {name!r} was done with other settings ({', '.join(changed)} changed): `--only {name}` redoes it "
             "and the steps after it, or another root starts afresh"

@@ -41,13 +41,17 @@ def main() -> int:
         help="instruction templates: train for training sets, heldout for benchmarks",
     )  # fmt: skip
     pairs.add_argument("--playable", action="store_true", help="browser-playable H.264 instead of lossless")
+    pairs.add_argument(
+        "--canonical", action="store_true",
+        help="fix what instructions leave open: upright replacements, new backgrounds in the old tones",
+    )  # fmt: skip
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if args.command == "pairs":
         write_edit_pairs(
             args.output, args.count, seed=args.seed, types=tuple(args.types), frames=args.frames, fps=args.fps,
             size=args.size, exclude=args.exclude, prefix=args.prefix, phrasing=args.phrasing,
-            lossless=not args.playable,
+            lossless=not args.playable, canonical=args.canonical,
         )  # fmt: skip
         return 0
     paths = write_raw_videos(args.output, args.count, args.seed, args.duration, args.fps, args.size, args.workers)

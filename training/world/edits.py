@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from .language import Intent, location_name, noun_phrase, phrase
-from .palette import COLOUR_NAMES, SHAPES, STYLE_NAMES
+from .palette import BACKGROUNDS, COLOUR_NAMES, SHAPES, STYLE_NAMES
 from .render import render, render_mask
 from .scene import (
     IN_VIEW_MARGIN,
@@ -24,6 +24,7 @@ from .scene import (
     Sprite,
     place_sprite,
     random_background,
+    restyled_background,
     sprite_in_view,
     view_half_extent,
 )
@@ -39,7 +40,8 @@ class Edit:
     """One change. target: index of the edited sprite (remove, replace, recolour); sprite: the new sprite (add).
 
     shape, colour: the sprite's new shape and colour (replace, recolour); background: the new background;
-    style: the new style (None removes a style).
+    style: the new style (None removes a style). upright: a replacement stands at angle 0 without spinning, rather
+    than taking the old sprite's turn (which a circle or ring never shows).
     """
 
     type: str
@@ -49,6 +51,7 @@ class Edit:
     colour: str | None = None
     background: Background | None = None
     style: str | None = None
+    upright: bool = False
 
     def __post_init__(self) -> None:
         if self.type not in EDIT_TYPES:
@@ -71,10 +74,13 @@ def _visible_targets(scene: Scene, num_frames: int, aspect: float) -> list[int]:
 
 
 def _try_edit(
-    kind: str, scene: Scene, rng: np.random.Generator, num_frames: int, aspect: float
+    kind: str, scene: Scene, rng: np.random.Generator, num_frames: int, aspect: float, canonical: bool
 ) -> Edit | None:  # fmt: skip
     used = {s.colour for s in scene.sprites}
     free = [c for c in COLOUR_NAMES if c not in used]
+    if kind == "background" and canonical:
+        kinds = [k for k in BACKGROUNDS if k != scene.background.kind]
+        return Edit("background", background=restyled_background(scene.background, str(rng.choice(kinds))))
     if kind == "background":
         return Edit("background", background=random_background(rng, avoid=scene.background))
     if kind == "style":
@@ -99,7 +105,7 @@ def _try_edit(
     if not shapes:
         return None
     colour = old.colour if not free or rng.random() < 0.3 else str(rng.choice(free))
-    return Edit("replace", target=target, shape=str(rng.choice(shapes)), colour=colour)
+    return Edit("replace", target=target, shape=str(rng.choice(shapes)), colour=colour, upright=canonical)
 
 
 def random_edit(
@@ -109,17 +115,20 @@ def random_edit(
     types: tuple[str, ...] = EDIT_TYPES,
     num_frames: int = 9,
     aspect: float = 1.0,
+    canonical: bool = False,
 ) -> Edit:
     """A random edit valid for the scene, its type drawn uniformly from those of ``types`` that are possible.
 
     Object edits only target sprites in view for the whole clip, and an added sprite stays in view and clear of
     the others; new colours are ones no sprite of the scene has, so colour names keep identifying objects.
+    ``canonical`` fixes what an instruction leaves open, so that the target follows from the source and the words:
+    a replacement stands upright and still, and a new background keeps the old one's tones in a fixed layout.
     """
     unknown = set(types) - set(EDIT_TYPES)
     if unknown:
         raise ValueError(f"unknown edit types {sorted(unknown)}; known: {EDIT_TYPES}")
     for kind in rng.permutation(list(types)):
-        edit = _try_edit(str(kind), scene, rng, num_frames, aspect)
+        edit = _try_edit(str(kind), scene, rng, num_frames, aspect, canonical)
         if edit is not None:
             return edit
     raise ValueError(f"none of the edit types {types} is possible for this scene")
@@ -136,7 +145,8 @@ def apply_edit(scene: Scene, edit: Edit) -> Scene:
         sprites[edit.target] = replace(sprites[edit.target], colour=edit.colour)
     elif edit.type == "replace":
         old = sprites[edit.target]
-        sprites[edit.target] = replace(old, shape=edit.shape or old.shape, colour=edit.colour or old.colour)
+        new = replace(old, shape=edit.shape or old.shape, colour=edit.colour or old.colour)
+        sprites[edit.target] = replace(new, angle=0.0, spin=0.0) if edit.upright else new
     elif edit.type == "background":
         return replace(scene, background=edit.background)
     else:

@@ -50,13 +50,15 @@ def write_edit_pairs(
     prefix: str = "pair",
     phrasing: str = "all",
     lossless: bool = True,
+    canonical: bool = False,
 ) -> Path:
     """Write `count` pairs, as evenly spread over `types` as possible, to `output/manifest.jsonl`; return its path.
 
     `phrasing` picks the instruction templates: "train" for training data, "heldout" for a benchmark (templates no
     "train" instruction uses), "all". Instructions found in any `exclude` manifest (compared case-insensitively)
     are rephrased as well; the number of rephrasings is logged. `lossless=False` writes browser-playable H.264
-    instead of exact pixels (for example clips, not for ground truth).
+    instead of exact pixels (for example clips, not for ground truth). `canonical` fixes what the instruction
+    leaves open (see :func:`~training.world.edits.random_edit`).
     """
     from editor.video import write_video
     from training.curation.manifest import clip, write_jsonl
@@ -77,7 +79,7 @@ def write_edit_pairs(
         for _ in range(MAX_TRIES_PER_PAIR):
             scene = random_scene(rng, num_frames=frames)
             try:
-                edit = random_edit(scene, rng, types=(edit_type,), num_frames=frames)
+                edit = random_edit(scene, rng, types=(edit_type,), num_frames=frames, canonical=canonical)
             except ValueError:
                 continue
             instruction = instruction_for(edit, scene, rng, num_frames=frames, phrasing=phrasing)

@@ -174,6 +174,25 @@ def random_background(
     return Background(kind, dark, light, float(rng.uniform(0.8, 1.2)), float(rng.uniform(0, 360)), phase)
 
 
+def restyled_background(old: Background, kind: str) -> Background:
+    """``old``'s tones in the texture ``kind``, laid out in one fixed way (no random period, angle or phase).
+
+    "Make the background striped" names the texture only: keeping the tones and fixing the layout makes the target
+    follow from the instruction and the source. A plain source lends its tone's dark and light variants.
+    """
+    if kind not in BACKGROUNDS:
+        raise ValueError(f"unknown background {kind!r}; known: {BACKGROUNDS}")
+    dark, light = old.colour_a, old.colour_b
+    if dark == light:
+        dark, light = next((pair for pair in BACKGROUND_TONES.values() if old.colour_a in pair), (dark, light))
+    if kind == "plain":
+        return Background("plain", dark, dark)
+    if kind == "dots":
+        return Background(kind, dark, light, 0.2, 0.0, (0.0, 0.0), 0.27)
+    period = {"stripes": 0.18, "checker": 0.22, "gradient": 1.0}[kind]
+    return Background(kind, dark, light, period, 0.0, (0.0, 0.0))
+
+
 def random_camera(rng: np.random.Generator, num_frames: int, motion: float = 1.0) -> Camera:
     """Slow pan and zoom: at most ~0.15 world units of pan and ~15% zoom over the clip."""
     frames = max(num_frames, 1)

@@ -104,7 +104,9 @@ class WorldInpainter:
     def _edit(caption: str, target: int) -> Edit:
         if caption == BACKGROUND_CAPTION:
             return Edit("remove", target=target)
-        colour, shape = _split_label(caption.removeprefix("a ").removeprefix("an "))
+        label = caption.removeprefix("a ").removeprefix("an ")
+        upright = label.startswith("upright ")
+        colour, shape = _split_label(label.removeprefix("upright "))
         if shape is None or colour not in COLOUR_NAMES:
             raise ValueError(f"the world inpainter cannot draw {caption!r}")
-        return Edit("replace", target=target, colour=colour, shape=shape)
+        return Edit("replace", target=target, colour=colour, shape=shape, upright=upright)

@@ -187,10 +187,8 @@ def restyled_background(old: Background, kind: str) -> Background:
         dark, light = next((pair for pair in BACKGROUND_TONES.values() if old.colour_a in pair), (dark, light))
     if kind == "plain":
         return Background("plain", dark, dark)
-    if kind == "dots":
-        return Background(kind, dark, light, 0.2, 0.0, (0.0, 0.0), 0.27)
-    period = {"stripes": 0.18, "checker": 0.22, "gradient": 1.0}[kind]
-    return Background(kind, dark, light, period, 0.0, (0.0, 0.0))
+    period = {"stripes": 0.18, "checker": 0.22, "dots": 0.2, "gradient": 1.0}[kind]
+    return Background(kind, dark, light, period, dot_radius=0.27)  # angle and phase 0
 
 
 def random_camera(rng: np.random.Generator, num_frames: int, motion: float = 1.0) -> Camera:

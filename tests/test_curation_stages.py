@@ -119,6 +119,20 @@ def test_stage2_can_ask_for_upright_replacements(tmp_path):
         assert verify(source, target, pair["instruction"]).followed, pair["instruction"]
 
 
+def test_stage2_replacements_take_new_colours_as_the_worlds_own_do():
+    from training.curation.backends.world import WorldDescriber, WorldSegmenter, render_world_clip
+    from training.world import REPLACEMENT_KEEPS_COLOUR, parse_instruction
+
+    frames = render_world_clip(3, 9, 64, 64)
+    label = WorldSegmenter().segment(frames)[0].label
+    old = parse_instruction(f"remove the {label}")
+    proposals = [WorldDescriber().propose_edit(frames, label, "replace", seed) for seed in range(200)]
+    new = [parse_instruction(f"replace the {label} with {caption}") for caption in proposals]
+    assert all(n.new_shape not in (None, old.shape) for n in new)
+    kept = np.mean([n.new_colour == old.colour for n in new])
+    assert abs(kept - REPLACEMENT_KEEPS_COLOUR) < 0.1, kept
+
+
 def test_stage2_rebalances_and_merges_external_pairs(tmp_path):
     external = tmp_path / "external.jsonl"
     write_jsonl(external, [{

@@ -9,7 +9,16 @@ panning, zooming camera, rendered fast and deterministically with numpy and Open
 """
 
 from .describer import Description, DetectedObject, caption, describe, describe_change, object_masks
-from .edits import EDIT_TYPES, Edit, apply_edit, edit_mask, instruction_for, random_edit, render_pair
+from .edits import (
+    EDIT_TYPES,
+    REPLACEMENT_KEEPS_COLOUR,
+    Edit,
+    apply_edit,
+    edit_mask,
+    instruction_for,
+    random_edit,
+    render_pair,
+)
 from .language import Intent, parse_instruction
 from .palette import BACKGROUNDS, COLOUR_NAMES, COLOURS, SHAPES, STYLE_NAMES, STYLES
 from .raw_video import Event, generate_raw_video, iter_shots, write_raw_videos
@@ -22,6 +31,7 @@ __all__ = [
     "COLOURS",
     "COLOUR_NAMES",
     "EDIT_TYPES",
+    "REPLACEMENT_KEEPS_COLOUR",
     "SHAPES",
     "STYLES",
     "STYLE_NAMES",

@@ -33,6 +33,8 @@ logger = logging.getLogger(__name__)
 
 EDIT_TYPES = ("add", "remove", "replace", "recolour", "background", "style")
 OBJECT_EDITS = ("add", "remove", "replace", "recolour")
+# How often a replacement keeps the old object's colour; otherwise it takes a colour no object of the scene has.
+REPLACEMENT_KEEPS_COLOUR = 0.3
 
 
 @dataclass(frozen=True)
@@ -104,7 +106,7 @@ def _try_edit(
     shapes = [s for s in SHAPES if s != old.shape and _in_view(scene, replace(old, shape=s), num_frames, aspect)]
     if not shapes:
         return None
-    colour = old.colour if not free or rng.random() < 0.3 else str(rng.choice(free))
+    colour = old.colour if not free or rng.random() < REPLACEMENT_KEEPS_COLOUR else str(rng.choice(free))
     return Edit("replace", target=target, shape=str(rng.choice(shapes)), colour=colour, upright=canonical)
 
 

@@ -14,6 +14,7 @@ import numpy as np
 
 from training.world import (
     COLOUR_NAMES,
+    REPLACEMENT_KEEPS_COLOUR,
     SHAPES,
     Edit,
     apply_edit,
@@ -73,8 +74,11 @@ class WorldDescriber:
         if edit_type == "recolour":
             return f"a {rng.choice(free_colours)} {shape or 'object'}" if free_colours else None
         if edit_type == "replace":
-            other_shapes = [s for s in SHAPES if s != shape]
-            return f"a {colour} {rng.choice(other_shapes)}"
+            # As a VLM proposes any other object, and as the world's own replacements are drawn: the new shape
+            # usually comes in a new colour, too.
+            if free_colours and rng.random() >= REPLACEMENT_KEEPS_COLOUR:
+                colour = rng.choice(free_colours)
+            return f"a {colour} {rng.choice([s for s in SHAPES if s != shape])}"
         return None
 
 

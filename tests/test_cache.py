@@ -174,3 +174,25 @@ def test_subset_is_a_fixed_random_choice(tmp_path, manifest, model_dir, pipe):
     }  # every sample can be chosen
     with pytest.raises(ValueError, match="subset=99"):
         CachedDataset(tmp_path / "cache", subset=99)
+
+
+def test_captioned_clips_cache_without_sources_and_are_not_mixed_with_pairs(tmp_path, model_dir, pipe):
+    rng = np.random.default_rng(1)
+    records = []
+    for number, text in enumerate(["a red circle over a plain background", "a blue star over a striped background"]):
+        path = write_video(tmp_path / f"clip{number}.mp4", rng.integers(0, 256, (12, 64, 64, 3), dtype=np.uint8), 8.0)
+        records.append({**pair_record(f"clip-{number}", path, path, text), "source": None})
+    captions = write_jsonl(tmp_path / "captions.jsonl", records)
+    build_cache(_config(captions, model_dir, tmp_path / "cache"), pipe)
+
+    dataset = CachedDataset(tmp_path / "cache")
+    assert not dataset.paired and len(dataset) == 2
+    sample = dataset[1]
+    assert "source_latents" not in sample
+    frames = conform_clip(read_video(tmp_path / "clip1.mp4", fps=8.0).frames, num_frames=9, height=64, width=64)
+    torch.testing.assert_close(sample["target_latents"], pipe.encode_video(frames, torch.device("cpu"))[0])
+
+    pairs = [pair_record("pair-0", tmp_path / "clip0.mp4", tmp_path / "clip1.mp4", "make the ball blue")]
+    mixed = write_jsonl(tmp_path / "mixed.jsonl", pairs + records)
+    with pytest.raises(ValueError, match=r"mixes pairs and captioned clips.*clip-0"):
+        build_cache(_config(mixed, model_dir, tmp_path / "mixed-cache"), pipe)

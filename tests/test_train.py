@@ -495,3 +495,33 @@ def test_killed_run_resumes_to_the_same_losses(tmp_path, cache_dir, model_dir):
     torch.testing.assert_close(
         _weights(killed / "pipeline" / "transformer"), _weights(whole / "pipeline" / "transformer"), rtol=0, atol=0
     )
+
+
+def test_captioned_clips_train_a_text_to_video_base(tmp_path, model_dir, monkeypatch):
+    from editor.transformer import ICVETransformer3DModel
+    from training.world.captions import write_captioned_clips
+
+    manifest = write_captioned_clips(tmp_path / "captions", 8, seed=2, fps=8.0)
+    cache = tmp_path / "cache"
+    build_cache(CacheConfig(manifest=manifest, model=model_dir, output=cache, frames=9, device="cpu"))
+    with pytest.raises(ValueError, match=r"change_weight=5\.0 .*captioned clips"):
+        train(_config(cache, model_dir, tmp_path / "weighted", change_weight=5.0))
+
+    sources = []
+    forward = ICVETransformer3DModel.forward
+
+    def spy(self, *args, **kwargs):
+        sources.append(kwargs.get("source_latents"))
+        return forward(self, *args, **kwargs)
+
+    monkeypatch.setattr(ICVETransformer3DModel, "forward", spy)
+    config = _config(cache, model_dir, tmp_path / "run", steps=80, batch_size=4, lr=2e-3, instruction_dropout=0.1)
+    final = train(config)
+
+    assert len(sources) == 80 and all(source is None for source in sources)  # the plain text-to-video forward
+    losses = [r["loss"] for r in read_log(tmp_path / "run")]
+    first, last = np.mean(losses[:5]), np.mean(losses[-5:])
+    assert last < 0.7 * first, f"loss fell only from {first:.3f} to {last:.3f}"
+    # The base is an editing pipeline like any other: stage 1 starts from it.
+    frames = read_video(manifest.parent / "videos" / "clip00000.mp4").frames
+    assert load_pipeline(final)(video=frames, prompt="make the ball blue", num_inference_steps=2).frames.shape[1] == 9

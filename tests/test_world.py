@@ -378,3 +378,23 @@ def test_an_object_added_elsewhere_than_the_ground_truth_is_part_of_the_edit(ren
     assert added_region(source, source, text) is None
     for _, _, text, source, target, _ in rendered_pairs["remove"][:5]:
         assert added_region(source, target, text) is None
+
+
+def test_captioned_clips_say_what_their_frames_show_and_resume(tmp_path):
+    from editor.video import read_video
+    from training.curation.manifest import read_manifest
+    from training.world.captions import write_captioned_clips
+
+    manifest = write_captioned_clips(tmp_path, 6, seed=4, fps=4.5, style_prob=0.5)
+    records = read_manifest(manifest)
+    assert [r["id"] for r in records] == [f"clip{i:05d}" for i in range(6)]
+    for record in records:
+        assert record["source"] is None and record["edit_type"] == "text_to_video"
+        frames = read_video(record["target"]["path"]).frames
+        assert frames.shape == (9, 64, 64, 3)
+        assert record["instruction"] == caption(frames) and " over " in record["instruction"]
+    assert any("," in r["instruction"].split(" background")[-1] for r in records)  # some clips are styled
+
+    written = {p: p.stat().st_mtime_ns for p in (tmp_path / "videos").iterdir()}
+    assert read_manifest(write_captioned_clips(tmp_path, 6, seed=4, fps=4.5, style_prob=0.5)) == records
+    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "videos").iterdir()} == written

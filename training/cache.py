@@ -3,12 +3,13 @@
 `python -m training.cache [--config YAML] manifest=data/stage1/manifest.jsonl model=models/icve output=data/cache`
 
 Every manifest record becomes one sample: the VAE latents of its source and target clips (posterior mode, already
-scaled) and its instruction's text embedding. Samples go into `shard-00000.safetensors`, `shard-00001...`, each
-holding stacked tensors for up to `shard_size` samples:
+scaled) and its instruction's text embedding. A manifest of captioned clips (records without a source: text-to-video
+data for a base model) gives samples without `source_latents`; one cache holds one kind. Samples go into
+`shard-00000.safetensors`, `shard-00001...`, each holding stacked tensors for up to `shard_size` samples:
 
 | tensor | shape | dtype |
 |---|---|---|
-| `source_latents`, `target_latents` | N, C, F', H', W' | float32 |
+| `source_latents` (pairs only), `target_latents` | N, C, F', H', W' | float32 |
 | `text_states` | N, L, D | float32 |
 | `text_mask` | N, L | int64 |
 | `text_pooled` | N, Dp | float32 |
@@ -235,6 +236,16 @@ def _default_device(config: CacheConfig) -> torch.device:
     return torch.device(config.device or ("cuda" if torch.cuda.is_available() else "cpu"))
 
 
+def _paired(records: list[dict], manifest: Path) -> bool:
+    """Whether the records are pairs (True) or captioned clips (False); a manifest mixing both is refused, since a
+    batch of a cache must be one kind."""
+    kinds = {record["source"] is not None for record in records}
+    if len(kinds) > 1:
+        single = next(record["id"] for record in records if record["source"] is None)
+        raise ValueError(f"{manifest} mixes pairs and captioned clips (e.g. {single} has no source): cache them apart")
+    return kinds != {False}
+
+
 def build_cache(config: CacheConfig, pipe=None) -> CacheIndex:
     """Encode every usable record of `config.manifest` into shards under `config.output`; returns the index.
 
@@ -285,20 +296,19 @@ def build_cache(config: CacheConfig, pipe=None) -> CacheIndex:
 
     done = index.done_ids()
     skipped: Counter[str] = Counter()
-    pending: list[tuple[str, str, torch.Tensor, torch.Tensor]] = []  # id, instruction, source, target latents
+    pending: list[tuple[str, str, torch.Tensor | None, torch.Tensor]] = []  # id, instruction, source, target latents
     seen: set[str] = set()
     encoded = 0
+    paired = _paired(records, config.manifest)
 
     def flush() -> None:
         nonlocal encoded
         if not pending:
             return
         text = encode_text([instruction for _, instruction, _, _ in pending])
-        tensors = {
-            "source_latents": torch.cat([source for _, _, source, _ in pending]),
-            "target_latents": torch.cat([target for _, _, _, target in pending]),
-            **text,
-        }
+        tensors = {"target_latents": torch.cat([target for _, _, _, target in pending]), **text}
+        if paired:
+            tensors["source_latents"] = torch.cat([source for _, _, source, _ in pending])
         ids = [sample_id for sample_id, _, _, _ in pending]
         name = f"shard-{len(index.shards):05d}.safetensors"
         digest = _write_tensors(index.root / name, tensors, metadata={"ids": json.dumps(ids)})
@@ -319,7 +329,7 @@ def build_cache(config: CacheConfig, pipe=None) -> CacheIndex:
         if sample_id in done:
             continue
         try:
-            source = _read_clip(record["source"], config)
+            source = _read_clip(record["source"], config) if paired else None
             target = _read_clip(record["target"], config)
         except _Skip as skip:
             skipped[skip.reason] += 1
@@ -330,7 +340,7 @@ def build_cache(config: CacheConfig, pipe=None) -> CacheIndex:
             (
                 sample_id,
                 record["instruction"],
-                pipe_.encode_video(source, device).float().cpu(),
+                pipe_.encode_video(source, device).float().cpu() if paired else None,
                 pipe_.encode_video(target, device).float().cpu(),
             )
         )
@@ -404,9 +414,21 @@ class CachedDataset(Dataset):
         sample: dict[str, Any] = {"id": shard.ids[row]}
         # Slicing through safe_open reads one sample, not the whole (possibly gigabytes large) shard.
         with safe_open(str(path), framework="pt") as f:
+            stored = set(f.keys())  # captioned clips have no source
             for key in SAMPLE_KEYS:
-                sample[key] = f.get_slice(key)[row : row + 1][0]
+                if key in stored:
+                    sample[key] = f.get_slice(key)[row : row + 1][0]
         return sample
+
+    @property
+    def paired(self) -> bool:
+        """Whether samples have source latents (editing pairs), or are captioned clips (text-to-video data)."""
+        if not self.index.shards:
+            return True
+        shard = self.index.shards[0]
+        with safe_open(str(self._verified_path(shard.file, shard.sha256)), framework="pt") as f:
+            stored = set(f.keys())
+        return "source_latents" in stored
 
     def empty_prompt(self) -> dict[str, torch.Tensor]:
         """The empty instruction's `text_states`, `text_mask`, `text_pooled`, shaped like a sample's."""

@@ -9,8 +9,10 @@ instructions with the empty one (so classifier-free guidance has an unconditiona
 at a logit-normal sigma and regresses the model's velocity on `noise - target`, the clean source in context.
 
 Stage 1 (pretraining on unpaired-clip pairs) and stage 2 (fine-tuning on editing pairs) differ only in their
-configs: stage 2's `init` is stage 1's `output/pipeline`. `init` may also be a HunyuanVideo base in diffusers'
-layout, an original-format checkpoint, or `scratch` (a new model from the `transformer:` mapping).
+configs: stage 2's `init` is stage 1's `output/pipeline`. A cache of captioned clips (no sources) trains the same
+transformer as a plain text-to-video model, the base that stage 1 starts from when no pretrained one is at hand.
+`init` may also be a HunyuanVideo base in diffusers' layout, an original-format checkpoint, or `scratch` (a new model
+from the `transformer:` mapping).
 
 Every `checkpoint_every` steps a checkpoint is written (see `training/checkpoint.py`); `--resume` continues from the
 latest one bit for bit. Logs go to `output/log.jsonl` and `output/tensorboard/`, a loss curve to `output/loss.png`,
@@ -295,6 +297,11 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
     # Data: the cache knows which pipeline made it, whose VAE and text encoder the result will ship with.
     dataset = CachedDataset(config.cache, subset=config.pairs, subset_seed=config.seed)
     empty = dataset.empty_prompt()
+    if not dataset.paired and config.change_weight != 1:
+        raise ValueError(
+            f"change_weight={config.change_weight!r} weighs where a target differs from its source, but "
+            f"{config.cache} holds captioned clips (no sources): set change_weight=1"
+        )
     pipeline_dir = pipeline_folder_of(config.pipeline or dataset.settings.get("model"))
 
     # Model
@@ -391,7 +398,7 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
                     encoder_attention_mask=batch["text_mask"],
                     pooled_projections=batch["text_pooled"],
                     guidance=torch.full((b,), guidance, device=device) if guidance is not None else None,
-                    source_latents=batch["source_latents"],
+                    source_latents=batch.get("source_latents"),  # none for captioned clips: text-to-video
                     return_dict=False,
                 )[0]
                 weights = None

@@ -5,10 +5,10 @@ A pair record:
 | field | type | meaning |
 |---|---|---|
 | `id` | str | unique, stable across reruns (derived from the input and the choices made) |
-| `source` | clip | the original clip |
-| `target` | clip | the edited (stage 2) or pseudo-edited (stage 1) clip |
-| `instruction` | str | what changes from source to target |
-| `edit_type` | str or null | add, remove, replace, recolour, background, style, or `change` when unknown |
+| `source` | clip or null | the original clip; null for a captioned clip (text-to-video data) |
+| `target` | clip | the edited (stage 2) or pseudo-edited (stage 1) clip, or the captioned clip |
+| `instruction` | str | what changes from source to target, or the caption |
+| `edit_type` | str or null | add, remove, replace, recolour, background, style; `change` if unknown; `text_to_video` |
 | `mask` | clip or null | a mask video (white = edited region) for local edits |
 | `scores` | {str: float} | filter and judge scores, e.g. `flow`, `judge_total` |
 | `provenance` | {str: any} | where it came from: raw video, segment, seeds, backends |
@@ -49,7 +49,8 @@ def validate_pair(record: dict) -> dict:
     missing = [f for f in PAIR_FIELDS if f not in record]
     if missing:
         raise ValueError(f"record {record_id} lacks {missing}")
-    check_clip_reference(record["source"], "source", record_id)
+    if record["source"] is not None:
+        check_clip_reference(record["source"], "source", record_id)
     check_clip_reference(record["target"], "target", record_id)
     if record["mask"] is not None:
         check_clip_reference(record["mask"], "mask", record_id)

@@ -95,8 +95,10 @@ def find_units(config: Stage2Config) -> list[dict]:
     if config.source_manifest is not None:
         seen: dict[tuple, dict] = {}
         for record in read_manifest(config.source_manifest):
-            key = (record["source"]["path"], record["source"]["start"])
-            seen.setdefault(key, {"id": record["id"].split("#")[0] + f"@{key[1]:.3f}", "source": record["source"]})
+            # A captioned clip (text-to-video data) has no source: the clip itself is one.
+            reference = record["source"] or record["target"]
+            key = (reference["path"], reference["start"])
+            seen.setdefault(key, {"id": record["id"].split("#")[0] + f"@{key[1]:.3f}", "source": reference})
         return list(seen.values())
     return [
         {"id": f"world{i:06d}", "world_seed": stable_seed(config.seed, "world", i) % 2**31}

@@ -3,6 +3,7 @@
 `python -m training.world raw OUT --count N`: multi-shot raw videos (with ground truth beside each), for stage 1.
 `python -m training.world pairs OUT --count N --seed S [--types ...] [--exclude manifest.jsonl ...]`: editing pairs
 with ground-truth targets and masks, as a stand-in public data set (global edits) or a held-out benchmark.
+`python -m training.world captions OUT --count N --seed S`: captioned clips, text-to-video data for a base model.
 """
 
 import argparse
@@ -10,6 +11,7 @@ import logging
 import sys
 from pathlib import Path
 
+from .captions import write_captioned_clips
 from .edits import EDIT_TYPES
 from .pairs import write_edit_pairs
 from .raw_video import write_raw_videos
@@ -45,6 +47,14 @@ def main() -> int:
         "--canonical", action="store_true",
         help="fix what instructions leave open: upright replacements, new backgrounds in the old tones",
     )  # fmt: skip
+    captions = commands.add_parser("captions", help="write captioned clips (text-to-video data for a base model)")
+    captions.add_argument("output", type=Path, help="folder for manifest.jsonl and videos/")
+    captions.add_argument("--count", type=int, required=True)
+    captions.add_argument("--seed", type=int, required=True)
+    captions.add_argument("--frames", type=int, default=9)
+    captions.add_argument("--fps", type=float, default=8.0)
+    captions.add_argument("--size", type=int, default=64)
+    captions.add_argument("--style-prob", type=float, default=0.2, help="share of clips filmed in a style")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if args.command == "pairs":
@@ -52,6 +62,12 @@ def main() -> int:
             args.output, args.count, seed=args.seed, types=tuple(args.types), frames=args.frames, fps=args.fps,
             size=args.size, exclude=args.exclude, prefix=args.prefix, phrasing=args.phrasing,
             lossless=not args.playable, canonical=args.canonical,
+        )  # fmt: skip
+        return 0
+    if args.command == "captions":
+        write_captioned_clips(
+            args.output, args.count, seed=args.seed, frames=args.frames, fps=args.fps, size=args.size,
+            style_prob=args.style_prob,
         )  # fmt: skip
         return 0
     paths = write_raw_videos(args.output, args.count, args.seed, args.duration, args.fps, args.size, args.workers)

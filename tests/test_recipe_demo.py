@@ -25,6 +25,7 @@ def _toy_overrides(tmp_path) -> list[str]:
         "pretrain.steps=2", "pretrain.batch_size=2", "pretrain.log_every=1", "pretrain.validation.count=1",
         "pretrain.validation.steps=1", "finetune.steps=2", "finetune.decay_steps=0", "finetune.restarts=[]",
         "finetune.batch_size=2", "finetune.log_every=1", "finetune.validation.count=1", "finetune.validation.steps=1",
+        "base.steps=2", "base.batch_size=2", "base.log_every=1",
     ]  # fmt: skip
     return overrides
 
@@ -73,6 +74,31 @@ def test_toy_recipe_runs_every_step_and_ships_a_loadable_model(toy):
 
     # Everything is recorded as done: a rerun does nothing.
     assert run(recipe) == {}
+
+
+def test_a_text_to_video_base_is_where_stage_one_starts(toy, tmp_path):
+    from training.run_log import read_log
+    from training.train import TrainConfig
+
+    recipe, _, overrides = toy
+    root = tmp_path / "demo"
+    # The data steps' outputs; what a base changes (and caches, which name the folder they were made from) is redone.
+    shutil.copytree(recipe.root, root, ignore=shutil.ignore_patterns("init", "cache-*", "runs", "eval"))
+    based = load_config(DemoRecipe, RECIPE, [*overrides, f"root={root}", f"ship_to={tmp_path / 'shipped'}",
+                                             "base_clips=4"])  # fmt: skip
+    with pytest.raises(ValueError, match="base_clips changed"):
+        run(based)  # the steps done without a base are not silently reused
+    run(based, only="captions")
+    assert list(run(based)) == list(STEPS)[list(STEPS).index("init") :]
+
+    captions = read_manifest(root / "captions" / "manifest.jsonl")
+    assert len(captions) == 4 and all(r["source"] is None for r in captions)
+    assert [r["step"] for r in read_log(root / "runs" / "base")] == [1, 2]
+    base = load_config(TrainConfig, root / "runs" / "base" / "config.yaml", [])
+    assert base.validation.manifest is None and base.init == str(root / "init")
+    pretrain = load_config(TrainConfig, root / "runs" / "pretrain" / "config.yaml", [])
+    assert pretrain.init == str(root / "runs" / "base" / "pipeline")
+    assert (tmp_path / "shipped" / "model_index.json").is_file()
 
 
 def test_unknown_step_and_bad_config(tmp_path, capsys):

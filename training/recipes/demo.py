@@ -7,12 +7,15 @@ One command runs what a lab would run on real video, on the procedural world, wi
 3. `global_pairs`: background and style edits, the stand-in for the public data sets stage 2 merges in;
 4. `stage2`: stage-2 curation, local edits by segmentation and inpainting, plus the global pairs;
 5. `benchmark`: held-out edits of every type (a seed no training set uses, phrasings no training pair has);
-6. `init`: the codec's scale from the training clips, and the untrained model (`demo_model.py`);
-7. `cache_stage1`, `cache_stage2`: latents and text embeddings (`training.cache`);
-8. `pretrain` (stage 1) then `finetune` (stage 2, from the pretrained pipeline) (`training.train`);
-9. `evaluate`: the fine-tuned model and the identity baseline on the benchmark (`training.evaluate`);
-10. `timing`: the median wall time of editing a two-second clip;
-11. `ship`: the pipeline folder copied to `ship_to` with the evaluation (its page, `benchmark.md`) and timing beside
+6. `captions`: captioned world clips, when `base_clips` asks for a text-to-video base (`training.world.captions`);
+7. `init`: the codec's scale from the training clips, and the untrained model (`demo_model.py`);
+8. `cache_captions`, `cache_stage1`, `cache_stage2`: latents and text embeddings (`training.cache`);
+9. `base`: the text-to-video base on the captioned clips, ICVE's pretrained starting point, when asked for;
+   `pretrain` (stage 1, from the base or from scratch) then `finetune` (stage 2, from the pretrained pipeline)
+   (`training.train`);
+10. `evaluate`: the fine-tuned model and the identity baseline on the benchmark (`training.evaluate`);
+11. `timing`: the median wall time of editing a two-second clip;
+12. `ship`: the pipeline folder copied to `ship_to` with the evaluation (its page, `benchmark.md`) and timing beside
     it, its transformer's weights rounded to the precision the benchmark ran in (bf16 halves the download and is what
     the app computes in on most CPUs and every GPU).
 
@@ -70,8 +73,12 @@ class DemoRecipe:
     canonical_edits: bool = False  # training edits fix what instructions leave open (upright replacements, ...)
     benchmark_per_type: int = 30
     benchmark_seed: int = 90_001
+    # ICVE starts from a pretrained text-to-video model; the demo's stand-in is trained on this many captioned world
+    # clips (0: stage 1 starts from scratch)
+    base_clips: int = 0
     model: ModelSettings = field(default_factory=ModelSettings)
-    pretrain: dict[str, Any] = field(default_factory=dict)  # TrainConfig fields; paths are the recipe's
+    base: dict[str, Any] = field(default_factory=dict)  # TrainConfig fields; paths are the recipe's
+    pretrain: dict[str, Any] = field(default_factory=dict)
     finetune: dict[str, Any] = field(default_factory=dict)
     evaluate: dict[str, Any] = field(default_factory=dict)  # EvalConfig fields
 
@@ -82,7 +89,8 @@ class DemoRecipe:
 def _paths(recipe: DemoRecipe) -> dict[str, Path]:
     root = Path(recipe.root)
     return {name: root / name for name in (
-        "raw", "stage1", "global", "stage2", "benchmark", "init", "cache-stage1", "cache-stage2", "runs", "eval",
+        "raw", "stage1", "global", "stage2", "benchmark", "captions", "init", "cache-captions", "cache-stage1",
+        "cache-stage2", "runs", "eval",
     )}  # fmt: skip
 
 
@@ -145,6 +153,17 @@ def step_benchmark(recipe: DemoRecipe) -> None:
                      phrasing="heldout")  # fmt: skip
 
 
+def step_captions(recipe: DemoRecipe) -> None:
+    from training.world.captions import write_captioned_clips
+
+    if not recipe.base_clips:
+        logger.info("base_clips=0: no text-to-video base")
+        return
+    m = recipe.model
+    write_captioned_clips(_paths(recipe)["captions"], recipe.base_clips, seed=recipe.seed + 2, frames=m.frames,
+                          fps=m.fps, size=m.size)  # fmt: skip
+
+
 def step_init(recipe: DemoRecipe) -> None:
     from editor.presets import EditDefaults
     from training.curation.manifest import read_clip, read_manifest
@@ -174,6 +193,11 @@ def _cache(recipe: DemoRecipe, stage: str) -> None:
     ))  # fmt: skip
 
 
+def step_cache_captions(recipe: DemoRecipe) -> None:
+    if recipe.base_clips:
+        _cache(recipe, "captions")
+
+
 def step_cache_stage1(recipe: DemoRecipe) -> None:
     _cache(recipe, "stage1")
 
@@ -183,21 +207,32 @@ def step_cache_stage2(recipe: DemoRecipe) -> None:
 
 
 def train_config(recipe: DemoRecipe, stage: str):
-    """The TrainConfig of `stage` ("pretrain" or "finetune"): the recipe's paths with the YAML's settings."""
+    """The TrainConfig of `stage` ("base", "pretrain" or "finetune"): the recipe's paths with the YAML's settings."""
     from training.train import TrainConfig
 
     paths = _paths(recipe)
-    if stage == "pretrain":
-        where = {"cache": paths["cache-stage1"], "init": str(paths["init"])}
+    if stage == "base":
+        where = {"cache": paths["cache-captions"], "init": str(paths["init"])}
+    elif stage == "pretrain":
+        start = paths["runs"] / "base" / "pipeline" if recipe.base_clips else paths["init"]
+        where = {"cache": paths["cache-stage1"], "init": str(start)}
     else:
         where = {"cache": paths["cache-stage2"], "init": str(paths["runs"] / "pretrain" / "pipeline")}
     values = {**getattr(recipe, stage), **{k: str(v) for k, v in where.items()}}
     values["output"] = str(paths["runs"] / stage)
     values["pipeline"] = str(paths["init"])
     validation = dict(values.get("validation") or {})
-    validation.setdefault("manifest", str(paths["benchmark"] / "manifest.jsonl"))
+    if stage != "base":  # benchmark edits say little of a text-to-video base
+        validation.setdefault("manifest", str(paths["benchmark"] / "manifest.jsonl"))
     values["validation"] = validation
     return from_dict(TrainConfig, values)
+
+
+def step_base(recipe: DemoRecipe) -> None:
+    from training.train import train
+
+    if recipe.base_clips:
+        train(train_config(recipe, "base"), resume=True)
 
 
 def step_pretrain(recipe: DemoRecipe) -> None:
@@ -299,9 +334,10 @@ def step_ship(recipe: DemoRecipe) -> None:
 
 STEPS: dict[str, Callable[[DemoRecipe], None]] = {
     "raw": step_raw, "stage1": step_stage1, "global_pairs": step_global_pairs, "stage2": step_stage2,
-    "benchmark": step_benchmark, "init": step_init, "cache_stage1": step_cache_stage1,
-    "cache_stage2": step_cache_stage2, "pretrain": step_pretrain, "finetune": step_finetune,
-    "evaluate": step_evaluate, "timing": step_timing, "ship": step_ship,
+    "benchmark": step_benchmark, "captions": step_captions, "init": step_init, "cache_captions": step_cache_captions,
+    "cache_stage1": step_cache_stage1, "cache_stage2": step_cache_stage2, "base": step_base,
+    "pretrain": step_pretrain, "finetune": step_finetune, "evaluate": step_evaluate, "timing": step_timing,
+    "ship": step_ship,
 }  # fmt: skip
 
 # The recipe settings each step reads. A step's record keeps those of it and every step before it, since a step's
@@ -309,9 +345,10 @@ STEPS: dict[str, Callable[[DemoRecipe], None]] = {
 STEP_SETTINGS: dict[str, tuple[str, ...]] = {
     "raw": ("seed", "raw_videos", "raw_seconds", "model.size"), "stage1": ("stage1", "model.frames", "model.fps"),
     "global_pairs": ("global_pairs", "canonical_edits"), "stage2": ("stage2",),
-    "benchmark": ("benchmark_per_type", "benchmark_seed"),
-    "init": ("model",), "cache_stage1": (), "cache_stage2": (), "pretrain": ("pretrain",),
-    "finetune": ("finetune",), "evaluate": ("evaluate",), "timing": (), "ship": ("ship_to",),
+    "benchmark": ("benchmark_per_type", "benchmark_seed"), "captions": ("base_clips",),
+    "init": ("model",), "cache_captions": (), "cache_stage1": (), "cache_stage2": (), "base": ("base",),
+    "pretrain": ("pretrain",), "finetune": ("finetune",), "evaluate": ("evaluate",), "timing": (),
+    "ship": ("ship_to",),
 }  # fmt: skip
 
 

@@ -1,13 +1,14 @@
 """The paper's ablation on the demo world: `python -m training.recipes.ablation [--config ...] [name=value ...]`.
 
-Every variant trains the same model from the same untrained weights for the same number of optimizer steps
-(`budget`, equal compute) and draws from the same stage-2 pairs (equal pair budget, except where the variant is the
-pair budget), then is scored on the recipe's held-out benchmark. `VARIANT_STAGES` below says what each variant
-trains on.
+Every variant trains the same model from the same starting weights (the recipe's text-to-video base when it trains
+one, else the untrained model) for the same number of optimizer steps (`budget`, equal compute) and draws from the
+same stage-2 pairs (equal pair budget, except where the variant is the pair budget), then is scored on the recipe's
+held-out benchmark. `VARIANT_STAGES` below says what each variant trains on.
 
 Each (variant, seed) is a resumable run under `root/ablation/`; `summary.json` and `summary.md` collect the clean
 and strict success, verifier accuracy and PSNR per variant (mean and spread over seeds), rewritten after every run.
-The recipe's data steps (up to `cache_stage2`) must have run: `python -m training.recipes.demo --until cache_stage2`.
+The recipe's data steps (up to `cache_stage2`, and `base` when it has one) must have run:
+`python -m training.recipes.demo --until cache_stage2` (`--until base`).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Any
 
 from training.atomic import atomic_write, atomic_write_dir
 from training.config import from_dict, load_config, to_dict
-from training.recipes.demo import REPO, DemoRecipe, eval_config, train_config
+from training.recipes.demo import REPO, DemoRecipe, eval_config, starting_point, train_config
 
 logger = logging.getLogger(__name__)
 
@@ -64,8 +65,8 @@ class AblationConfig:
 
 
 def _offset_init(recipe: DemoRecipe) -> Path:
-    """The recipe's untrained model with the source at offset positions: same weights (RoPE has none)."""
-    init = Path(recipe.root) / "init"
+    """The recipe's starting point with the source at offset positions: same weights (RoPE has none)."""
+    init = starting_point(recipe)
     folder = Path(recipe.root) / "ablation" / "init-offset"
     if not (folder / "model_index.json").is_file():
 
@@ -112,7 +113,7 @@ def run_variant(recipe: DemoRecipe, config: AblationConfig, variant: str, seed: 
     from training.train import TrainConfig, train
 
     folder = Path(recipe.root) / "ablation" / f"{variant}-seed{seed}"
-    init = str(_offset_init(recipe) if variant.endswith("offset") else Path(recipe.root) / "init")
+    init = str(_offset_init(recipe) if variant.endswith("offset") else starting_point(recipe))
     for stage, steps in _stages(variant, config):
         base = train_config(recipe, stage)
         # A constant LR after warmup: the recipe's decay and restarts are sized for its own, longer run.

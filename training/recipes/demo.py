@@ -206,6 +206,12 @@ def step_cache_stage2(recipe: DemoRecipe) -> None:
     _cache(recipe, "stage2")
 
 
+def starting_point(recipe: DemoRecipe) -> Path:
+    """Where ICVE's training starts: the text-to-video base when the recipe trains one, else the untrained model."""
+    paths = _paths(recipe)
+    return paths["runs"] / "base" / "pipeline" if recipe.base_clips else paths["init"]
+
+
 def train_config(recipe: DemoRecipe, stage: str):
     """The TrainConfig of `stage` ("base", "pretrain" or "finetune"): the recipe's paths with the YAML's settings."""
     from training.train import TrainConfig
@@ -214,8 +220,7 @@ def train_config(recipe: DemoRecipe, stage: str):
     if stage == "base":
         where = {"cache": paths["cache-captions"], "init": str(paths["init"])}
     elif stage == "pretrain":
-        start = paths["runs"] / "base" / "pipeline" if recipe.base_clips else paths["init"]
-        where = {"cache": paths["cache-stage1"], "init": str(start)}
+        where = {"cache": paths["cache-stage1"], "init": str(starting_point(recipe))}
     else:
         where = {"cache": paths["cache-stage2"], "init": str(paths["runs"] / "pretrain" / "pipeline")}
     values = {**getattr(recipe, stage), **{k: str(v) for k, v in where.items()}}

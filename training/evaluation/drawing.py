@@ -76,10 +76,11 @@ def score(pipe, records: list[dict], *, steps: int, guidance_scale: float, seed:
 
     d = pipe.defaults
     geometry = {"fps": d.fps, "frames": d.num_frames, "height": d.height, "width": d.width}
-    samples = []
+    samples, shape = [], None
     for number, record in enumerate(records):
         truth = read_clip(record["target"], **geometry)
-        shape = tuple(pipe.encode_video(truth, pipe._execution_device).shape)
+        if shape is None:  # every clip is read at the model's geometry: one encode gives the latents' shape
+            shape = tuple(pipe.encode_video(truth, pipe._execution_device).shape)
         drawn = generate(pipe, record["instruction"], shape, steps=steps, guidance_scale=guidance_scale,
                          seed=seed + number)  # fmt: skip
         samples.append({"id": record["id"], "caption": record["instruction"], **compare(drawn, truth)})

@@ -61,6 +61,11 @@ class PixelPackCodec(ModelMixin, ConfigMixin):
         shift_factor (`float`): subtracted before scaling; set from data with the scale.
         projection_dim (`int`, *optional*): keep this many principal components of the packed patches (set by
             `fit_projection`); None keeps every value (exact).
+        whitening (`float`): each principal component is divided by its standard deviation to this power (fitted
+            with the projection). At 0 the latents keep the pixels' spectrum: on the procedural world the first
+            component (a patch's brightness) varies about 80 times as much as the last one kept, so flow matching
+            settles colours at high noise and the finer components, which draw shapes, only in the last steps. At 1
+            every component has unit variance.
     """
 
     # Nothing to tile: the codec is a reshape. The pipeline toggles this flag around large clips.
@@ -75,6 +80,7 @@ class PixelPackCodec(ModelMixin, ConfigMixin):
         scaling_factor: float = 1.0,
         shift_factor: float = 0.0,
         projection_dim: int | None = None,
+        whitening: float = 0.0,
     ) -> None:
         super().__init__()
         for name, value in (("spatial", spatial_compression_ratio), ("temporal", temporal_compression_ratio)):
@@ -91,6 +97,12 @@ class PixelPackCodec(ModelMixin, ConfigMixin):
                 raise ValueError(f"projection_dim={projection_dim!r} must be between 1 and {packed}")
             self.register_buffer("basis", torch.zeros(projection_dim, packed))  # C, P: orthonormal rows
             self.register_buffer("center", torch.zeros(packed))  # P
+            if not 0.0 <= whitening <= 1.0:
+                raise ValueError(f"whitening={whitening!r} must be between 0 and 1")
+            if whitening:
+                self.register_buffer("component_scale", torch.ones(projection_dim))  # C
+        elif whitening:
+            raise ValueError(f"whitening={whitening!r} needs a projection (projection_dim)")
 
     @property
     def packed_channels(self) -> int:
@@ -116,6 +128,9 @@ class PixelPackCodec(ModelMixin, ConfigMixin):
         dim = self.config.projection_dim
         self.basis.copy_(vt[:dim].float())
         self.center.copy_(center.float())
+        if self.config.whitening:
+            component_std = singular[:dim] / (len(patches) - 1) ** 0.5
+            self.component_scale.copy_((component_std**self.config.whitening).float())
         return float((singular[:dim] ** 2).sum() / (singular**2).sum())
 
     def enable_tiling(self, *args: object, **kwargs: object) -> None:
@@ -139,6 +154,8 @@ class PixelPackCodec(ModelMixin, ConfigMixin):
         latents = self._pack(x)
         if self.config.projection_dim is not None:
             latents = torch.einsum("bpfhw,cp->bcfhw", latents - self.center[:, None, None, None], self.basis)
+            if self.config.whitening:
+                latents = latents / self.component_scale[:, None, None, None]
         latents = latents - self.config.shift_factor
         return EncoderOutput(PackedLatents(latents)) if return_dict else (PackedLatents(latents),)
 
@@ -157,6 +174,8 @@ class PixelPackCodec(ModelMixin, ConfigMixin):
         self._check(z.shape, "latents")
         s, t = self.config.spatial_compression_ratio, self.config.temporal_compression_ratio
         z = z + self.config.shift_factor
+        if self.config.whitening:
+            z = z * self.component_scale[:, None, None, None]
         if self.config.projection_dim is not None:
             z = torch.einsum("bcfhw,cp->bpfhw", z, self.basis) + self.center[:, None, None, None]
         b, _, f, h, w = z.shape

@@ -83,3 +83,43 @@ def test_projection_keeps_what_lies_in_the_fitted_subspace(tmp_path):
         PixelPackCodec(projection_dim=0)
     with pytest.raises(ValueError, match="no projection"):
         exact.fit_projection(videos)
+
+
+def test_whitening_gives_every_component_unit_variance_and_decodes_the_same(tmp_path):
+    # Patch patterns of very different strengths, as a patch's mean colour outweighs its edges in real clips.
+    torch.manual_seed(0)
+    exact = PixelPackCodec(spatial_compression_ratio=4, temporal_compression_ratio=1)
+    patterns = torch.linalg.qr(torch.randn(exact.packed_channels, 4))[0].T * torch.tensor([[8.0], [2.0], [0.5], [0.1]])
+    weights = torch.randn(40, 4, 3, 4, 4)  # N, K, F', H', W'
+    videos = exact.decode(torch.einsum("nkfhw,kp->npfhw", weights, patterns)).sample
+
+    plain = PixelPackCodec(spatial_compression_ratio=4, temporal_compression_ratio=1, projection_dim=4)
+    plain.fit_projection(videos)
+    stds = plain.encode(videos).latent_dist.mode().transpose(0, 1).flatten(1).std(dim=1)
+    assert stds.max() / stds.min() > 50
+
+    white = PixelPackCodec(spatial_compression_ratio=4, temporal_compression_ratio=1, projection_dim=4, whitening=1.0)
+    white.fit_projection(videos)
+    latents = white.encode(videos).latent_dist.mode()
+    torch.testing.assert_close(latents.transpose(0, 1).flatten(1).std(dim=1), torch.ones(4), atol=0.05, rtol=0)
+    torch.testing.assert_close(white.decode(latents).sample, plain.decode(plain.encode(videos).latent_dist.mode())
+                               .sample, atol=1e-4, rtol=0)  # fmt: skip
+
+    half = PixelPackCodec(spatial_compression_ratio=4, temporal_compression_ratio=1, projection_dim=4, whitening=0.5)
+    half.fit_projection(videos)
+    half_stds = half.encode(videos).latent_dist.mode().transpose(0, 1).flatten(1).std(dim=1)
+    assert half_stds.max() / half_stds.min() == pytest.approx((stds.max() / stds.min()) ** 0.5, rel=0.05)
+
+    white.save_pretrained(tmp_path / "codec")
+    loaded = PixelPackCodec.from_pretrained(tmp_path / "codec")
+    torch.testing.assert_close(loaded.encode(videos).latent_dist.mode(), latents)
+
+
+@pytest.mark.parametrize(("settings", "match"), [
+    ({"projection_dim": 4, "whitening": 1.5}, "whitening=1.5"),
+    ({"projection_dim": 4, "whitening": -0.1}, "whitening=-0.1"),
+    ({"whitening": 1.0}, "needs a projection"),
+])  # fmt: skip
+def test_bad_whitening_is_named(settings, match):
+    with pytest.raises(ValueError, match=match):
+        PixelPackCodec(**settings)

@@ -56,6 +56,7 @@ class ModelSettings:
     fps: float = 8.0
     size: int = 64
     projection_dim: int | None = 128  # principal components per token; None keeps every packed pixel
+    whitening: float = 0.0  # 0 to 1: how far the components are scaled to equal variance (PixelPackCodec)
     statistics_clips: int = 200  # editing pairs whose source and target clips the codec is fitted on
 
 
@@ -174,7 +175,7 @@ def step_init(recipe: DemoRecipe) -> None:
     records = list(read_manifest(paths["stage2"] / "manifest.jsonl"))[: m.statistics_clips]
     geometry = {"fps": m.fps, "frames": m.frames, "height": m.size, "width": m.size}
     clips = [read_clip(r[side], **geometry) for r in records for side in ("source", "target")]
-    codec = fit_codec(clips, m.projection_dim)
+    codec = fit_codec(clips, m.projection_dim, m.whitening)
     defaults = EditDefaults(num_inference_steps=m.steps, guidance_scale=m.guidance_scale, embedded_guidance_scale=1.0,
                             height=m.size, width=m.size, num_frames=m.frames, fps=m.fps)  # fmt: skip
     torch_seed(recipe.seed)

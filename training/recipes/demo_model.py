@@ -34,10 +34,10 @@ TRANSFORMER = dict(
 )  # fmt: skip
 
 
-def fit_codec(clips: list[np.ndarray], projection_dim: int | None) -> PixelPackCodec:
+def fit_codec(clips: list[np.ndarray], projection_dim: int | None, whitening: float = 0.0) -> PixelPackCodec:
     """The codec for these uint8 `[F, H, W, 3]` clips: projection fitted, latents scaled to zero mean, unit std."""
     videos = torch.from_numpy(np.stack(clips)).permute(0, 4, 1, 2, 3).float() / 127.5 - 1.0  # N, 3, F, H, W
-    codec = PixelPackCodec(projection_dim=projection_dim)
+    codec = PixelPackCodec(projection_dim=projection_dim, whitening=whitening)
     if projection_dim is not None:
         kept = codec.fit_projection(videos)
         logger.info("codec: %d principal components keep %.2f%% of the variance", projection_dim, 100 * kept)

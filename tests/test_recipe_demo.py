@@ -85,7 +85,7 @@ def test_a_text_to_video_base_is_where_stage_one_starts(toy, tmp_path):
     # The data steps' outputs; what a base changes (and caches, which name the folder they were made from) is redone.
     shutil.copytree(recipe.root, root, ignore=shutil.ignore_patterns("init", "cache-*", "runs", "eval"))
     based = load_config(DemoRecipe, RECIPE, [*overrides, f"root={root}", f"ship_to={tmp_path / 'shipped'}",
-                                             "base_clips=4"])  # fmt: skip
+                                             "base_clips=4", "model.whitening=1.0"])  # fmt: skip
     with pytest.raises(ValueError, match="base_clips changed"):
         run(based)  # the steps done without a base are not silently reused
     run(based, only="captions")
@@ -99,6 +99,7 @@ def test_a_text_to_video_base_is_where_stage_one_starts(toy, tmp_path):
     pretrain = load_config(TrainConfig, root / "runs" / "pretrain" / "config.yaml", [])
     assert pretrain.init == str(root / "runs" / "base" / "pipeline")
     assert (tmp_path / "shipped" / "model_index.json").is_file()
+    assert json.loads((tmp_path / "shipped" / "vae" / "config.json").read_text())["whitening"] == 1.0
 
 
 def test_unknown_step_and_bad_config(tmp_path, capsys):

@@ -11,10 +11,12 @@ The idea of "In-Context Learning with Unpaired Clips for Instruction-based Video
   one space-time grid; `"offset"` instead places the source frames after the target's;
 * only target tokens are projected out: the prediction is for the target alone.
 
-ICVE predicts the target's flow-matching velocity (`prediction="velocity"`). `"source_change"` is an option for
-small models trained on little data: the output is read as the change from the source to the clean target, turned
-into the same velocity, so an untrained model (its output layer starts at zero) already returns its source and
-training only has to learn what the instruction changes.
+ICVE predicts the target's flow-matching velocity (`prediction="velocity"`). Two options read the output as the
+clean target instead, turned into the same velocity, so that training and sampling are unchanged:
+`"sample"` is the clean target itself, which a small model can learn where tokens are wide (a velocity carries the
+noise in all of a token's channels, while clean clips lie on far fewer dimensions); `"source_change"` is the change
+from the source to the clean target, so an untrained model (its output layer starts at zero) already returns its
+source and training only has to learn what the instruction changes.
 
 The module is diffusers' `HunyuanVideoTransformer3DModel` built with token-replace blocks, whose per-token t=0
 modulation of the leading tokens is exactly the source-token modulation above. The parameter names are
@@ -37,7 +39,7 @@ from diffusers.utils import apply_lora_scale
 from torch import nn
 
 SOURCE_ROPE_MODES = ("shared", "offset")
-PREDICTIONS = ("velocity", "source_change")
+PREDICTIONS = ("velocity", "sample", "source_change")
 # A velocity made from a clean-target guess divides by sigma; no sampler step gets near this, and the rare training
 # draw below it must not make an unbounded loss.
 MIN_SIGMA = 0.02
@@ -167,13 +169,10 @@ class ICVETransformer3DModel(HunyuanVideoTransformer3DModel):
         return torch.cat([source_cos, target_cos]), torch.cat([source_sin, target_sin])
 
     @staticmethod
-    def _velocity_from_change(
-        change: torch.Tensor, target: torch.Tensor, source: torch.Tensor, timestep: torch.Tensor
-    ) -> torch.Tensor:
+    def _velocity_from_clean(clean: torch.Tensor, target: torch.Tensor, timestep: torch.Tensor) -> torch.Tensor:
         # x_sigma = (1 - sigma) * x0 + sigma * noise, so the velocity noise - x0 is (x_sigma - x0) / sigma.
         sigma = (timestep.float() / 1000.0).clamp(min=MIN_SIGMA).reshape(-1, 1, 1, 1, 1)  # B, 1, 1, 1, 1
-        clean = source.float() + change.float()
-        return ((target.float() - clean) / sigma).to(change.dtype)
+        return ((target.float() - clean.float()) / sigma).to(clean.dtype)
 
     @apply_lora_scale("attention_kwargs")
     def forward(
@@ -188,8 +187,8 @@ class ICVETransformer3DModel(HunyuanVideoTransformer3DModel):
         attention_kwargs: dict | None = None,
         return_dict: bool = True,
     ) -> tuple[torch.Tensor] | Transformer2DModelOutput:
-        r"""Predict the flow-matching velocity of the target (with `prediction="source_change"`, made from the
-        predicted change from the source).
+        r"""Predict the flow-matching velocity of the target (with `prediction="sample"` or `"source_change"`, made
+        from the predicted clean target or its change from the source).
 
         Args:
             hidden_states: noisy target latents `[B, C, F, H, W]`.
@@ -248,8 +247,10 @@ class ICVETransformer3DModel(HunyuanVideoTransformer3DModel):
         output = target_tokens.reshape(batch_size, f, h, w, -1, p_t, p, p)  # B, F', H', W', C, pt, p, p
         output = output.permute(0, 4, 1, 5, 2, 6, 3, 7)  # B, C, F', pt, H', p, W', p
         output = output.flatten(6, 7).flatten(4, 5).flatten(2, 3)  # B, C, F, H, W
-        if self.config.prediction == "source_change":
-            output = self._velocity_from_change(output, target, source, timestep)
+        if self.config.prediction == "sample":
+            output = self._velocity_from_clean(output, target, timestep)
+        elif self.config.prediction == "source_change":
+            output = self._velocity_from_clean(source.float() + output.float(), target, timestep).to(output.dtype)
 
         if not return_dict:
             return (output,)

@@ -127,6 +127,18 @@ def test_source_change_prediction_is_the_velocity_toward_the_source_plus_the_cha
         ICVETransformer3DModel(num_attention_heads=2, attention_head_dim=12, rope_axes_dim=(4, 4, 4), prediction="x0")
 
 
+@pytest.mark.parametrize("with_source", [True, False])
+def test_sample_prediction_is_the_velocity_toward_the_predicted_clean_target(golden, with_source):
+    model, io = golden
+    config = {k: v for k, v in model.config.items() if k != "_use_default_values"}
+    clean = ICVETransformer3DModel.from_config({**config, "prediction": "sample"}).eval()
+    clean.load_state_dict(model.state_dict())
+    source = io["source_latents"] if with_source else None
+    guess = run(model, io, source_latents=source)  # the same weights read as a velocity: the raw output
+    expected = (io["noisy_target_latents"] - guess) / (io["timestep"] / 1000)
+    assert torch.allclose(run(clean, io, source_latents=source), expected, rtol=1e-5, atol=1e-5)
+
+
 def test_save_and_reload_keeps_outputs(golden, tmp_path):
     model, io = golden
     model.save_pretrained(tmp_path / "transformer")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import cv2
 import numpy as np
 import pytest
 
@@ -27,9 +28,11 @@ def test_cli_scores_samples_of_a_pipeline(tmp_path):
     captions = write_captioned_clips(tmp_path / "captions", 3, seed=0)
     output = tmp_path / "drawing.json"
     assert main(["--model", str(model), "--captions", str(captions), "--count", "2", "--steps", "2",
-                 "--output", str(output)]) == 0  # fmt: skip
+                 "--output", str(output), "--strips", str(tmp_path / "strips")]) == 0  # fmt: skip
     results = json.loads(output.read_text())
     assert results["count"] == 2 and [s["id"] for s in results["samples"]] == ["clip00000", "clip00001"]
+    strip = cv2.imread(results["samples"][0]["strip"])
+    assert strip is not None and strip.shape[0] > 2 * 64  # two rows of frames
     assert all(0.0 <= value <= 1.0 for value in results["means"].values())
     assert main(["--model", str(model), "--captions", str(captions), "--count", "0"]) == 2
 

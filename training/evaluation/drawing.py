@@ -1,6 +1,7 @@
 """Does a model draw what a caption names? Text-to-video samples of a base model, checked by the world's describer.
 
-`python -m training.evaluation.drawing --model PIPELINE --captions MANIFEST [--count N] [--output results.json]`
+`python -m training.evaluation.drawing --model PIPELINE --captions MANIFEST [--count N] [--output results.json]
+[--strips DIR]`
 
 Each captioned clip's caption is sampled from noise with the plain text-to-video forward (no source in context), and
 the describer compares the sample with the captioned clip itself: how many of its objects are there in the right
@@ -70,9 +71,13 @@ def compare(drawn: np.ndarray, truth: np.ndarray) -> dict[str, float]:
             "background": float(want.background == got.background)}  # fmt: skip
 
 
-def score(pipe, records: list[dict], *, steps: int, guidance_scale: float, seed: int = 0) -> dict:
-    """Mean `compare` scores over `records` (captioned clips), with the scores of every clip."""
+def score(
+    pipe, records: list[dict], *, steps: int, guidance_scale: float, seed: int = 0, strips: Path | None = None
+) -> dict:
+    """Mean `compare` scores over `records` (captioned clips), with the scores of every clip; with `strips`, a PNG
+    per clip there of the captioned clip above the sample."""
     from training.curation.manifest import read_clip
+    from training.evaluation.report import write_strip
 
     d = pipe.defaults
     geometry = {"fps": d.fps, "frames": d.num_frames, "height": d.height, "width": d.width}
@@ -84,6 +89,9 @@ def score(pipe, records: list[dict], *, steps: int, guidance_scale: float, seed:
         drawn = generate(pipe, record["instruction"], shape, steps=steps, guidance_scale=guidance_scale,
                          seed=seed + number)  # fmt: skip
         samples.append({"id": record["id"], "caption": record["instruction"], **compare(drawn, truth)})
+        if strips is not None:
+            path = write_strip(strips / f"{record['id']}.png", [("captioned", truth), ("drawn", drawn)], count=3)
+            samples[-1]["strip"] = str(path)
         logger.info("[%d/%d] %s: %s", number + 1, len(records), record["id"], samples[-1])
     means = {key: float(np.mean([s[key] for s in samples])) for key in ("colour", "colour_and_shape", "background")}
     return {"count": len(samples), "steps": steps, "guidance_scale": guidance_scale, "means": means,
@@ -98,6 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=None, help="sampler steps (the model's default when left out)")
     parser.add_argument("--guidance", type=float, default=None, help="CFG scale (the model's default when left out)")
     parser.add_argument("--output", type=Path, default=None, help="results JSON")
+    parser.add_argument("--strips", type=Path, default=None, help="folder for a PNG per clip: captioned over drawn")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     from editor.loading import LoadOptions, load_pipeline
@@ -115,7 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     steps = d.num_inference_steps if args.steps is None else args.steps
     guidance = d.guidance_scale if args.guidance is None else args.guidance
     results = {"model": str(args.model), "captions": str(args.captions), **score(pipe, records, steps=steps,
-               guidance_scale=guidance)}  # fmt: skip
+               guidance_scale=guidance, strips=args.strips)}  # fmt: skip
     if args.output is not None:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(json.dumps(results, indent=1) + "\n")

@@ -174,9 +174,9 @@ class PixelPackCodec(ModelMixin, ConfigMixin):
         self._check(z.shape, "latents")
         s, t = self.config.spatial_compression_ratio, self.config.temporal_compression_ratio
         z = z + self.config.shift_factor
-        if self.config.whitening:
-            z = z * self.component_scale[:, None, None, None]
         if self.config.projection_dim is not None:
+            if self.config.whitening:
+                z = z * self.component_scale[:, None, None, None]
             z = torch.einsum("bcfhw,cp->bpfhw", z, self.basis) + self.center[:, None, None, None]
         b, _, f, h, w = z.shape
         x = z.reshape(b, 3, t, s, s, f, h, w)  # B, C, t, s, s, F', H', W'

@@ -172,7 +172,7 @@ class ICVETransformer3DModel(HunyuanVideoTransformer3DModel):
     def _velocity_from_clean(clean: torch.Tensor, target: torch.Tensor, timestep: torch.Tensor) -> torch.Tensor:
         # x_sigma = (1 - sigma) * x0 + sigma * noise, so the velocity noise - x0 is (x_sigma - x0) / sigma.
         sigma = (timestep.float() / 1000.0).clamp(min=MIN_SIGMA).reshape(-1, 1, 1, 1, 1)  # B, 1, 1, 1, 1
-        return ((target.float() - clean.float()) / sigma).to(clean.dtype)
+        return (target.float() - clean.float()) / sigma
 
     @apply_lora_scale("attention_kwargs")
     def forward(
@@ -247,10 +247,9 @@ class ICVETransformer3DModel(HunyuanVideoTransformer3DModel):
         output = target_tokens.reshape(batch_size, f, h, w, -1, p_t, p, p)  # B, F', H', W', C, pt, p, p
         output = output.permute(0, 4, 1, 5, 2, 6, 3, 7)  # B, C, F', pt, H', p, W', p
         output = output.flatten(6, 7).flatten(4, 5).flatten(2, 3)  # B, C, F, H, W
-        if self.config.prediction == "sample":
-            output = self._velocity_from_clean(output, target, timestep)
-        elif self.config.prediction == "source_change":
-            output = self._velocity_from_clean(source.float() + output.float(), target, timestep).to(output.dtype)
+        if self.config.prediction != "velocity":
+            clean = output.float() if self.config.prediction == "sample" else source.float() + output.float()
+            output = self._velocity_from_clean(clean, target, timestep).to(output.dtype)
 
         if not return_dict:
             return (output,)

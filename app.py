@@ -316,7 +316,7 @@ class Studio:
         propagation: str = "static", feather: float = 0.0, history: list[dict] | None = None,
         request: gr.Request = None, progress=PROGRESS,
     ) -> tuple:  # fmt: skip
-        """Run one edit; returns every output of the page (see `build_demo`). Unset settings are the model's."""
+        """Run one edit; returns the edit event's outputs (see `build_demo`). Unset settings are the model's."""
         d = self.defaults
         steps = d.num_inference_steps if steps is None else steps
         guidance = d.guidance_scale if guidance is None else guidance
@@ -354,7 +354,7 @@ class Studio:
         return (
             edited_path, pair_path, compare, gr.update(maximum=max(1, count - 1), value=0),
             gr.update(value=edited_path, interactive=True), gr.update(value=pair_path, interactive=True),
-            _gallery(history), history, seed, status, mask_path, entry,
+            history, seed, status, mask_path, entry,
         )  # fmt: skip
 
     def edit_example(self, video: str, instruction: str, progress=PROGRESS) -> tuple[str, str]:
@@ -606,10 +606,14 @@ def build_demo(
         edit_inputs = [source, instruction, start, end, frames, resolution, resize, steps, guidance, seed, randomize,
                        editor, mask_frame, propagation, feather, history]  # fmt: skip
         shown = [edited, side, compare, compare_frame, download_edit, download_pair]
-        edit_outputs = [*shown, gallery, history, seed, status, mask_video, current]
+        edit_outputs = [*shown, history, seed, status, mask_video, current]
         one_at_a_time = dict(concurrency_limit=1, concurrency_id="pipeline")
         run_event = run.click(studio.edit, edit_inputs, edit_outputs, api_name="edit", **one_at_a_time)
         submit_event = instruction.submit(studio.edit, edit_inputs, edit_outputs, **private, **one_at_a_time)
+        # The gallery follows in its own light event: the edit's answer (the API's too) then stays the same size
+        # however long the session, instead of carrying every earlier edit's thumbnail.
+        for event in (run_event, submit_event):
+            event.success(_gallery, history, gallery, **light)
         cancel.click(studio.cancel, None, status, cancels=[run_event, submit_event], queue=False, **private)
         compare_frame.release(studio.compare_frame, [current, compare_frame], compare, **private)
         restored = [*shown, instruction, steps, guidance, seed, status, mask_video, current]

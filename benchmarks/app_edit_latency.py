@@ -8,7 +8,8 @@ the sampler's steps, as the page's Steps slider does; the model's default when l
 Each example of `assets/examples/demo/manifest.jsonl` (one per edit type) is edited `--repeats` times after one
 untimed warm-up edit. The table shows, per example and over every timed edit, the median round trip and the
 median time the app reports for the edit itself (its status line: model work, without upload, file writing and
-transfer).
+transfer), then the round trips of the session's first and last third, which should agree: an answer must not grow
+with the edits made before it.
 """
 
 from __future__ import annotations
@@ -58,6 +59,10 @@ def main() -> int:
     for edit_type, instruction, trip, model in rows:
         print(f"{edit_type:<11} {trip:12.2f} {model:7.2f}  {instruction}")
     print(f"{'all':<11} {statistics.median(trips):12.2f} {statistics.median(edits):7.2f}  ({len(trips)} edits)")
+    # A session's answers should not grow with its history: its first and last edits should take as long.
+    share = max(1, len(trips) // 3)
+    print(f"round trip, median of the session's first {share} and last {share} timed edits: "
+          f"{statistics.median(trips[:share]):.2f} s and {statistics.median(trips[-share:]):.2f} s")  # fmt: skip
     return 0
 
 

@@ -89,6 +89,10 @@ def test_edit_api_returns_the_edit_and_the_side_by_side(client):
     assert pair.shape == (9, 64, 128, 3)  # original | edited
     assert np.abs(pair[:, :, 64:].astype(int) - edited).mean() < 3  # the right half is the edit
     assert "Edited 9 frames" in result[-2]
+    # The answer does not grow with the session: the gallery of earlier edits is not part of it.
+    returns = client.view_api(print_info=False, return_format="dict")["named_endpoints"]["/edit"]["returns"]
+    assert len(edit(client, EXAMPLE, seed=2)) == len(result) == len(returns)
+    assert "Gallery" not in {r["component"] for r in returns}
 
 
 def test_masked_edit_through_the_api(client, tmp_path):
@@ -208,15 +212,15 @@ def test_progress_history_comparison_and_cancel(studio, monkeypatch):
     assert stages[0].startswith("Encoding") and stages[-1].startswith("Decoding")
     assert [(step, total) for desc, step, total in progress.calls if desc == "Denoising"] == [(1, 3), (2, 3), (3, 3)]
 
-    history, entry = outputs[7], outputs[11]
+    history, entry = outputs[6], outputs[10]
     assert len(history) == 1 and entry["settings"]["seed"] == 4 and entry["settings"]["steps"] == 3
     left, right = studio.compare_frame(entry, 8)
     assert Path(left).is_file() and Path(right).is_file()
     second = studio.edit(str(EXAMPLE), "make the ball blue", seed=5, history=history, progress=Recorder())
-    assert len(second[7]) == 2 and Path(second[0]).parent != Path(outputs[0]).parent  # a folder per request
+    assert len(second[6]) == 2 and Path(second[0]).parent != Path(outputs[0]).parent  # a folder per request
 
     # Going back to the first edit brings its outputs and the settings it was made with.
-    restored = studio.restore(second[7], type("Select", (), {"index": 0})())
+    restored = studio.restore(second[6], type("Select", (), {"index": 0})())
     assert restored[0] == outputs[0] and restored[6] == INSTRUCTION and restored[7] == 3 and restored[9] == 4
 
     # Cancel stops the pipeline between steps, through its progress callback.

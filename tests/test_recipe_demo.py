@@ -161,6 +161,22 @@ def test_ablation_summary_says_how_many_runs_it_holds():
     assert "| sft | 1 | 10.0% | 5.0% | 20.0% | 18.0 | 24.0 |" in text
 
 
+def test_the_ablation_reproduce_line_names_the_variants_and_seeds_it_ran_with():
+    from training.recipes.ablation import VARIANTS
+    from training.recipes.results import _ablation_settings
+
+    def summary(variants: list[str], **plan) -> dict:
+        runs = [{"variant": variant, "seed": 0} for variant in variants]
+        return {"budget_steps": 40, "pretrain_share": 0.3, "runs": runs, **plan}
+
+    # Partial: one run of two seeds of two variants has finished; the line is the command that was given.
+    partial = summary(["sft"], planned_variants=["sft", "pretrain_sft"], planned_seeds=[0, 1])
+    assert _ablation_settings(partial) == " budget=40 pretrain_share=0.3 seeds=[0,1] variants=[sft,pretrain_sft]"
+    # A summary from before the plan was kept: its runs, complete, say it.
+    assert _ablation_settings(summary(["sft", "pretrain_sft"])).endswith(" seeds=[0] variants=[sft,pretrain_sft]")
+    assert "variants=" not in _ablation_settings(summary(list(VARIANTS)))  # every variant: the default
+
+
 def test_ablation_contrasts_say_how_many_seeds_stand_behind_them():
     from training.recipes.results import _ablation_contrasts
 

@@ -180,7 +180,8 @@ def run(config: AblationConfig) -> dict:
             # Written after every run, so the runs finished so far can be read while the rest train.
             summary = {"budget_steps": config.budget, "pretrain_share": config.pretrain_share,
                        "recipe_overrides": config.recipe_overrides, "train": config.train, "runs": rows,
-                       "planned_runs": planned,
+                       "planned_runs": planned, "planned_variants": list(config.variants),
+                       "planned_seeds": list(config.seeds),
                        "variants": _summarise(rows)}  # fmt: skip
             _write_summary(root, summary)
     return summary

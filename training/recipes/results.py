@@ -23,6 +23,7 @@ from pathlib import Path
 
 from training.atomic import atomic_write
 from training.config import load_config
+from training.recipes.ablation import VARIANTS
 from training.recipes.demo import REPO, STEPS, DemoRecipe
 from training.run_log import read_log
 
@@ -214,9 +215,13 @@ def _ablation_settings(summary: dict | None) -> str:
     """The ablation's command-line settings that made its summary, so the reproduce line is the one that ran."""
     if summary is None:
         return ""
-    seeds = sorted({run["seed"] for run in summary["runs"]})
+    # A summary written before it kept its plan names the seeds and variants of its runs: all of them once it is done.
+    seeds = summary.get("planned_seeds") or sorted({run["seed"] for run in summary["runs"]})
     seeds_arg = ",".join(map(str, seeds))
     settings = f" budget={summary['budget_steps']} pretrain_share={summary['pretrain_share']:g} seeds=[{seeds_arg}]"
+    variants = summary.get("planned_variants") or list(dict.fromkeys(run["variant"] for run in summary["runs"]))
+    if sorted(variants) != sorted(VARIANTS):
+        settings += f" variants=[{','.join(variants)}]"
     overrides = summary.get("recipe_overrides")
     if overrides:
         settings += " " + shlex.quote(f"recipe_overrides={json.dumps(overrides)}")

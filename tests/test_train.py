@@ -20,7 +20,7 @@ from training.curation.manifest import write_jsonl
 from training.export import export_checkpoint, round_weights
 from training.lora import LoraSettings
 from training.run_log import read_log
-from training.train import TrainConfig, check_config, checkpoint_dirs, lr_factor, main, train
+from training.train import TrainConfig, check_config, checkpoint_dirs, drop_instructions, lr_factor, main, train
 from training.validation import ValidationConfig
 
 INSTRUCTIONS = ["make the ball blue", "remove the flower vase", "replace the dog with a cat"]
@@ -159,11 +159,25 @@ def test_bad_values_are_named():
         check_config(TrainConfig(cache=Path("c"), init="scratch"))
     with pytest.raises(ValueError, match=r"instruction_dropout=1\.5"):
         check_config(TrainConfig(cache=Path("c"), init="x", instruction_dropout=1.5))
+    with pytest.raises(ValueError, match=r"pooled_dropout=-0\.1"):
+        check_config(TrainConfig(cache=Path("c"), init="x", pooled_dropout=-0.1))
     # YAML reads `1e-3` as text; numbers written that way still arrive as numbers.
     config = load_config(TrainConfig, None, ["lr=1e-3", "ema_decay=9.99e-1", "lora.rank=8", "validation.every=50"])
     assert config.lr == 1e-3 and config.ema_decay == 0.999 and config.lora.rank == 8 and config.validation.every == 50
     with pytest.raises(ValueError, match="lr='fast' must be a number"):
         load_config(TrainConfig, None, ["lr=fast"])
+
+
+def test_pooled_dropout_swaps_only_the_pooled_vector():
+    batch = {"text_states": torch.ones(64, 4, 3), "text_mask": torch.ones(64, 4), "text_pooled": torch.ones(64, 3)}
+    empty = {"text_states": torch.zeros(4, 3), "text_mask": torch.zeros(4), "text_pooled": torch.zeros(3)}
+    drop_instructions(batch, empty, 0.5, torch.Generator().manual_seed(0), keys=("text_pooled",))
+    dropped = (batch["text_pooled"] == 0).all(dim=1)
+    assert 10 < int(dropped.sum()) < 54 and bool(((batch["text_pooled"] == 1).all(dim=1) | dropped).all())
+    assert bool((batch["text_states"] == 1).all()) and bool((batch["text_mask"] == 1).all())
+    # The whole instruction goes when no keys are named.
+    drop_instructions(batch, empty, 1.0, torch.Generator().manual_seed(0))
+    assert all(float(batch[key].abs().sum()) == 0 for key in batch)
 
 
 def test_lr_schedule_warms_up_holds_then_decays_to_zero():

@@ -91,6 +91,9 @@ class TrainConfig:
     lora: LoraSettings = field(default_factory=LoraSettings)  # rank 0: full fine-tuning
     ema_decay: float | None = None  # e.g. 0.999; the saved model and validation edits then use the average
     instruction_dropout: float = 0.1  # probability that a sample trains with the empty instruction
+    # Probability that a sample keeps its instruction's tokens but gets the empty instruction's pooled vector. The
+    # pooled vector modulates every block and is the easy path: a model trained without this reads little else.
+    pooled_dropout: float = 0.0
     change_weight: float = 1.0  # loss weight where target latents differ from the source's (>1 stresses edits)
     logit_mean: float = 0.0
     logit_std: float = 1.0
@@ -142,8 +145,10 @@ def check_config(config: TrainConfig) -> None:
         raise ValueError(f"grad_clip={config.grad_clip!r} must be positive or null")
     if config.ema_decay is not None and not (isinstance(config.ema_decay, float) and 0 < config.ema_decay < 1):
         raise ValueError(f"ema_decay={config.ema_decay!r} must be in (0, 1) or null")
-    if not isinstance(config.instruction_dropout, int | float) or not 0 <= config.instruction_dropout <= 1:
-        raise ValueError(f"instruction_dropout={config.instruction_dropout!r} must be in [0, 1]")
+    for name in ("instruction_dropout", "pooled_dropout"):
+        value = getattr(config, name)
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+            raise ValueError(f"{name}={value!r} must be in [0, 1]")
     if not isinstance(config.change_weight, int | float) or config.change_weight < 1:
         raise ValueError(f"change_weight={config.change_weight!r} must be >= 1")
     if not isinstance(config.logit_std, int | float) or config.logit_std < 0:
@@ -260,10 +265,16 @@ class EpochBatches:
             epoch, offset = epoch + 1, 0
 
 
-def drop_instructions(batch: dict, empty: dict[str, torch.Tensor], p: float, generator: torch.Generator) -> None:
-    """Swap each sample's instruction for the empty one with probability `p`, in place."""
+def drop_instructions(
+    batch: dict,
+    empty: dict[str, torch.Tensor],
+    p: float,
+    generator: torch.Generator,
+    keys: Sequence[str] = TEXT_KEYS,
+) -> None:
+    """Swap each sample's instruction (or only its `keys`) for the empty one's with probability `p`, in place."""
     drop = torch.rand(batch["text_states"].shape[0], generator=generator, device=generator.device) < p
-    for key in TEXT_KEYS:
+    for key in keys:
         value = batch[key]
         keep = drop.to(value.device).reshape(-1, *([1] * (value.ndim - 1)))
         batch[key] = torch.where(keep, empty[key].to(value.device, value.dtype), value)
@@ -382,6 +393,8 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
             batch = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
             if config.instruction_dropout > 0:
                 drop_instructions(batch, empty, config.instruction_dropout, generator)
+            if config.pooled_dropout > 0:
+                drop_instructions(batch, empty, config.pooled_dropout, generator, keys=("text_pooled",))
             target = batch["target_latents"]
             b = target.shape[0]
             sigma = flow_matching.sample_timesteps(

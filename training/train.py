@@ -92,7 +92,7 @@ class TrainConfig:
     ema_decay: float | None = None  # e.g. 0.999; the saved model and validation edits then use the average
     instruction_dropout: float = 0.1  # probability that a sample trains with the empty instruction
     # Probability that a sample keeps its instruction's tokens but gets the empty instruction's pooled vector. The
-    # pooled vector modulates every block and is the easy path: a model trained without this reads little else.
+    # pooled vector modulates every block and is the easy path, which a model trained without this mostly reads.
     pooled_dropout: float = 0.0
     change_weight: float = 1.0  # loss weight where target latents differ from the source's (>1 stresses edits)
     logit_mean: float = 0.0

@@ -66,7 +66,7 @@ def _texts(sample: dict, empty: dict[str, torch.Tensor]) -> dict[str, dict[str, 
 def pair_errors(
     transformer, sample: dict, empty: dict[str, torch.Tensor], sigmas: Sequence[float], seed: int, guidance: float
 ) -> dict:
-    """`{condition: {sigma: relative error}}` for one cached pair: the error of the clean target implied by the
+    """`{condition: {str(sigma): relative error}}` for one cached pair: the error of the clean target implied by the
     model's velocity, over the error of the source, at one fixed noise draw per sigma. `guidance` is the embedded
     guidance of guidance-distilled models (ignored by others)."""
     target = sample["target_latents"][None].float()  # 1, C, F, H, W
@@ -75,11 +75,12 @@ def pair_errors(
     baseline = ((source - target) ** 2).mean().clamp_min(1e-12)
     generator = torch.Generator().manual_seed(seed)
     embedded = torch.tensor([guidance * 1000.0]) if transformer.config.guidance_embeds else None
-    errors: dict[str, dict[float, float]] = {condition: {} for condition in CONDITIONS}
+    texts = _texts(sample, empty)
+    errors: dict[str, dict[str, float]] = {condition: {} for condition in CONDITIONS}
     for sigma in sigmas:
         noise = torch.randn(target.shape, generator=generator)
         noisy = flow_matching.noisy(target, noise, torch.tensor([sigma]))
-        for condition, text in _texts(sample, empty).items():
+        for condition, text in texts.items():
             velocity = transformer(
                 hidden_states=noisy.to(dtype), timestep=torch.tensor([sigma * 1000.0]),
                 encoder_hidden_states=text["text_states"].to(dtype), encoder_attention_mask=text["text_mask"],
@@ -87,7 +88,7 @@ def pair_errors(
                 return_dict=False,
             )[0].float()  # fmt: skip
             clean = noisy - sigma * velocity  # the line x_sigma = (1 - sigma) x0 + sigma noise, walked back to 0
-            errors[condition][sigma] = float(((clean - target) ** 2).mean() / baseline)
+            errors[condition][str(sigma)] = float(((clean - target) ** 2).mean() / baseline)
     return errors
 
 
@@ -99,7 +100,7 @@ def summarise(per_pair: list[dict], sigmas: Sequence[float]) -> dict:
     summary = {}
     for group, pairs in sorted(by_group.items()):
         means = {
-            condition: {str(sigma): float(np.mean([p[condition][sigma] for p in pairs])) for sigma in sigmas}
+            condition: {str(sigma): float(np.mean([p[condition][str(sigma)] for p in pairs])) for sigma in sigmas}
             for condition in CONDITIONS
         }
         summary[group] = {"pairs": len(pairs), "relative_error": means}
@@ -138,10 +139,8 @@ def measure(transformer, cache: Path, records: dict[str, dict], *, per_group: in
         taken[group] += 1
         errors = pair_errors(transformer, dataset[index], empty, sigmas, seed + index, guidance)
         per_pair.append({"id": sample_id, "group": group, "instruction": record.get("instruction"), "errors": errors})
-        logger.info("%s (%s): %s", sample_id, group, {c: round(e[sigmas[-1]], 3) for c, e in errors.items()})
-    return {"sigmas": list(sigmas), "groups": summarise(per_pair, sigmas),
-            "pairs": [{**p, "errors": {c: {str(s): e for s, e in v.items()} for c, v in p["errors"].items()}}
-                      for p in per_pair]}  # fmt: skip
+        logger.info("%s (%s): %s", sample_id, group, {c: round(e[str(sigmas[-1])], 3) for c, e in errors.items()})
+    return {"sigmas": list(sigmas), "groups": summarise(per_pair, sigmas), "pairs": per_pair}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -119,6 +119,21 @@ def test_stage2_can_ask_for_upright_replacements(tmp_path):
         assert verify(source, target, pair["instruction"]).followed, pair["instruction"]
 
 
+def test_stage2_words_each_pair_its_own_way_unless_told_not_to(tmp_path):
+    from training.world import parse_instruction
+
+    varied = {r["id"]: r for r in run_stage2(tmp_path / "varied", "count=12").records}
+    plain = {r["id"]: r for r in run_stage2(tmp_path / "plain", "count=12", "vary_instructions=false").records}
+    assert varied.keys() == plain.keys() and len(varied) >= 8
+    for key, pair in varied.items():
+        assert parse_instruction(pair["instruction"]) == parse_instruction(plain[key]["instruction"])
+    # The plain describer says each edit one way: its verb names the edit type.
+    assert all(plain[k]["instruction"].split()[0] in ("remove", "add", "make", "replace") for k in plain)
+    assert len({r["instruction"].split()[0].lower() for r in varied.values()}) >= 4
+    again = {r["id"]: r["instruction"] for r in run_stage2(tmp_path / "again", "count=12").records}
+    assert again == {k: r["instruction"] for k, r in varied.items()}
+
+
 def test_stage2_replacements_take_new_colours_as_the_worlds_own_do():
     from training.curation.backends.world import WorldDescriber, WorldSegmenter, render_world_clip
     from training.world import REPLACEMENT_KEEPS_COLOUR, parse_instruction

@@ -215,6 +215,23 @@ def test_describe_change_recovers_the_edit_type(rendered_pairs, edit_type):
 
 
 @pytest.mark.parametrize("edit_type", EDIT_TYPES)
+def test_describe_change_with_rng_varies_the_wording_not_the_edit(rendered_pairs, edit_type):
+    wordings = set()
+    for seed, (_, _, _, source, target, _) in enumerate(rendered_pairs[edit_type]):
+        plain = describe_change(source, target)
+        varied = describe_change(source, target, np.random.default_rng(seed))
+        assert (plain is None) == (varied is None)
+        if plain is None:
+            continue
+        assert varied[0] == plain[0]
+        assert parse_instruction(varied[1]) == parse_instruction(plain[1]), (varied[1], plain[1])
+        assert verify(source, target, varied[1]).followed == verify(source, target, plain[1]).followed
+        wordings.add(varied[1].split()[0].lower())
+    # Each edit type has at least three training templates that start differently.
+    assert len(wordings) >= 3, wordings
+
+
+@pytest.mark.parametrize("edit_type", EDIT_TYPES)
 def test_verify_accepts_true_edits_and_rejects_the_source(rendered_pairs, edit_type):
     pairs = rendered_pairs[edit_type]
     accepted = rejected = 0

@@ -64,6 +64,9 @@ class Stage2Config:
     # "replace it with a triangle" says nothing of the triangle's turn: asking the inpainter for an upright one makes
     # the target follow from the instruction, which a small model learns far more easily than a spread of turns
     upright_replacements: bool = False
+    # One wording per edit type teaches a model that wording rather than the edit: asked another way, it copies the
+    # source. True lets the describer word each pair its own way (seeded per pair), as a sampling VLM would.
+    vary_instructions: bool = True
     # global
     external_manifest: Path | None = None  # pairs from elsewhere (public data sets) to mix in
     edit_type_proportions: dict[str, float] = field(default_factory=dict)  # e.g. {remove: 0.2, add: 0.2, ...}
@@ -231,8 +234,15 @@ def inpainting(record: dict, ctx: Stage2Context) -> list[dict]:
     return [{**record, "target": target}]
 
 
+def _wording_seed(record: dict, ctx: Stage2Context, purpose: str) -> int | None:
+    if not ctx.config.vary_instructions:
+        return None
+    return record_rng(ctx.config.seed, record, purpose).randrange(2**31)
+
+
 def instruction_generation(record: dict, ctx: Stage2Context) -> list[dict]:
-    change = ctx.describer.describe_change(_load(record["source"], ctx), _load(record["target"], ctx))
+    seed = _wording_seed(record, ctx, "instruction_generation")
+    change = ctx.describer.describe_change(_load(record["source"], ctx), _load(record["target"], ctx), seed)
     if change is None:
         raise Drop("no visible change")
     return [{**record, "instruction": change.instruction, "edit_type": change.edit_type}]
@@ -247,7 +257,8 @@ def quality_filter(record: dict, ctx: Stage2Context) -> list[dict]:
     record = _as_pair({**record, "scores": {**record["scores"], **scores, "judge_total": total}}, ctx)
     pairs = [record]
     if c.add_from_removals and record["edit_type"] == "remove":
-        change = ctx.describer.describe_change(_load(record["target"], ctx), _load(record["source"], ctx))
+        seed = _wording_seed(record, ctx, "add_from_removal")
+        change = ctx.describer.describe_change(_load(record["target"], ctx), _load(record["source"], ctx), seed)
         if change is not None and change.edit_type == "add":
             added = {"source": record["target"], "target": record["source"], "instruction": change.instruction}
             pairs.append({**record, **added, "id": record["id"] + "#add", "edit_type": "add"})

@@ -72,6 +72,7 @@ class DemoRecipe:
     stage2: dict[str, Any] = field(default_factory=dict)  # overrides of configs/curation/stage2.yaml
     global_pairs: int = 1000
     canonical_edits: bool = False  # training edits fix what instructions leave open (upright replacements, ...)
+    vary_instructions: bool = False  # stage 2's describer words each pair its own way, not one wording per type
     benchmark_per_type: int = 30
     benchmark_seed: int = 90_001
     # ICVE starts from a pretrained text-to-video model; the demo's stand-in is trained on this many captioned world
@@ -137,7 +138,8 @@ def step_stage2(recipe: DemoRecipe) -> None:
     m = recipe.model
     values = {
         "output": str(paths["stage2"]), "external_manifest": str(paths["global"] / "manifest.jsonl"),
-        "height": m.size, "width": m.size, "upright_replacements": recipe.canonical_edits, **recipe.stage2,
+        "height": m.size, "width": m.size, "upright_replacements": recipe.canonical_edits,
+        "vary_instructions": recipe.vary_instructions, **recipe.stage2,
     }  # fmt: skip
     curate("stage2", _curation_config(recipe, "stage2", values))
 
@@ -350,7 +352,7 @@ STEPS: dict[str, Callable[[DemoRecipe], None]] = {
 # output depends on its inputs' settings too.
 STEP_SETTINGS: dict[str, tuple[str, ...]] = {
     "raw": ("seed", "raw_videos", "raw_seconds", "model.size"), "stage1": ("stage1", "model.frames", "model.fps"),
-    "global_pairs": ("global_pairs", "canonical_edits"), "stage2": ("stage2",),
+    "global_pairs": ("global_pairs", "canonical_edits"), "stage2": ("stage2", "vary_instructions"),
     "benchmark": ("benchmark_per_type", "benchmark_seed"), "captions": ("base_clips",),
     "init": ("model",), "cache_captions": (), "cache_stage1": (), "cache_stage2": (), "base": ("base",),
     "pretrain": ("pretrain",), "finetune": ("finetune",), "evaluate": ("evaluate",), "timing": (),

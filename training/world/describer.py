@@ -170,26 +170,32 @@ def _object_changes(before: Description, after: Description) -> list[_Candidate]
     return found
 
 
-def describe_change(source: np.ndarray, target: np.ndarray) -> tuple[str, str] | None:
+def describe_change(
+    source: np.ndarray, target: np.ndarray, rng: np.random.Generator | None = None
+) -> tuple[str, str] | None:
     """(edit type, instruction) for the most salient change from ``source`` to ``target``; None if none is seen.
 
     A style change outranks a background change, which outranks object changes; among those, in-place changes
     (recolour, replace) count 1.5 times their area against objects that came or went.
+
+    rng: None words the change the plainest way; with it, the instruction is drawn from the training templates
+        (never the ones a held-out benchmark asks in), as an instruction writer varies its wording.
     """
     before, after = describe(source), describe(target)
     if before.style != after.style:
         intent = Intent("style", style=after.style)
-        return intent.type, phrase(intent)
     # A kind that only some sampled frames agree on is too shaky to call a background change.
-    steady = before.background_votes == before.samples and after.background_votes == after.samples
-    if before.background != after.background and steady:
+    elif before.background != after.background and _steady(before) and _steady(after):
         intent = Intent("background", background=after.background)
-        return intent.type, phrase(intent)
-    changes = _object_changes(before, after)
-    if not changes:
+    elif changes := _object_changes(before, after):
+        intent = max(changes, key=lambda c: c.salience).intent
+    else:
         return None
-    best = max(changes, key=lambda c: c.salience)
-    return best.intent.type, phrase(best.intent)
+    return intent.type, phrase(intent, rng, phrasing="train")
+
+
+def _steady(description: Description) -> bool:
+    return description.background_votes == description.samples
 
 
 def object_masks(frames: np.ndarray) -> list[tuple[str, np.ndarray, float]]:

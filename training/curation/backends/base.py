@@ -43,8 +43,12 @@ class SegmentedObject:
 class Describer(Protocol):
     def caption(self, frames: np.ndarray) -> str: ...
 
-    def describe_change(self, source: np.ndarray, target: np.ndarray) -> Change | None:
-        """The instruction that turns `source` into `target`; None when nothing visible changed."""
+    def describe_change(self, source: np.ndarray, target: np.ndarray, seed: int | None = None) -> Change | None:
+        """The instruction that turns `source` into `target`; None when nothing visible changed.
+
+        seed: None asks for the plainest wording; with a seed, a describer that can vary its wording draws one from
+        it (the world's describer picks among its phrasings; the prompted VLMs answer at temperature 0 and word
+        each change as they see it, so they ignore it)."""
         ...
 
     def judge(self, source: np.ndarray, edited: np.ndarray, instruction: str) -> dict[str, int]:

@@ -119,7 +119,8 @@ class PromptedDescriber(ABC):
             return None
         return parse_caption(reply, self.name)
 
-    def describe_change(self, source: np.ndarray, target: np.ndarray) -> Change | None:
+    def describe_change(self, source: np.ndarray, target: np.ndarray, seed: int | None = None) -> Change | None:
+        # Greedy sampling again: the wording is the model's own, whatever the seed.
         return parse_change(self.ask(self.change_request(source, target)), self.name)
 
     def judge(self, source: np.ndarray, edited: np.ndarray, instruction: str) -> dict[str, int]:

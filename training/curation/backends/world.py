@@ -56,8 +56,8 @@ class WorldDescriber:
     def caption(self, frames: np.ndarray) -> str:
         return caption(frames)
 
-    def describe_change(self, source: np.ndarray, target: np.ndarray) -> Change | None:
-        found = describe_change(source, target)
+    def describe_change(self, source: np.ndarray, target: np.ndarray, seed: int | None = None) -> Change | None:
+        found = describe_change(source, target, None if seed is None else np.random.default_rng(seed))
         return None if found is None else Change(edit_type=found[0], instruction=found[1])
 
     def judge(self, source: np.ndarray, edited: np.ndarray, instruction: str) -> dict[str, int]:

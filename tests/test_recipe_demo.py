@@ -335,3 +335,25 @@ def test_a_step_done_with_other_settings_is_not_reused(tmp_path, monkeypatch):
     assert calls == ["finetune", "evaluate", "timing", "ship"]
     assert list(demo.step_settings(longer, "raw")) == ["seed", "raw_videos", "raw_seconds", "model.size"]
     assert demo.step_settings(longer, "finetune")["finetune"]["steps"] == 9000
+
+
+def test_rewording_stage_two_keeps_the_steps_before_it_and_reaches_its_curation(tmp_path, monkeypatch):
+    import training.curate
+    from training.recipes import demo
+
+    calls = []
+    for name in STEPS:
+        monkeypatch.setitem(STEPS, name, lambda recipe, name=name: calls.append(name))
+    run(load_config(DemoRecipe, RECIPE, [f"root={tmp_path}"]), until="stage2")
+    varied = load_config(DemoRecipe, RECIPE, [f"root={tmp_path}", "vary_instructions=true"])
+    with pytest.raises(ValueError, match=r"step 'stage2' was done with other settings \(vary_instructions changed"):
+        run(varied, until="stage2")
+    calls.clear()
+    run(varied, only="stage2")
+    assert calls == ["stage2"]  # raw, stage1 and the global pairs are kept
+
+    configs = []
+    monkeypatch.setattr(training.curate, "curate", lambda stage, config: configs.append((stage, config)))
+    demo.step_stage2(varied)
+    demo.step_stage2(load_config(DemoRecipe, RECIPE, [f"root={tmp_path}"]))
+    assert [(stage, config.vary_instructions) for stage, config in configs] == [("stage2", True), ("stage2", False)]

@@ -1,7 +1,8 @@
 """Words for the world: phrasing edit instructions (varied or canonical) and parsing them back into intents.
 
-The same vocabulary serves the instruction writer (:func:`phrase`), the describer (canonical phrasing, no rng)
-and the verifier (:func:`parse_instruction`), so everything one writes the other reads.
+The same vocabulary serves the instruction writer (:func:`phrase`), the describer (canonical phrasing, or the
+training templates with an rng) and the verifier (:func:`parse_instruction`), so everything one writes the other
+reads.
 """
 
 from __future__ import annotations

@@ -26,11 +26,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from training.atomic import atomic_write
-from training.evaluation.paired import Outcomes, paired_gap
+from training.evaluation.paired import CHECKS, Outcomes, paired_gap, sample_outcomes
 
 logger = logging.getLogger(__name__)
 
-CHECKS = ("clean_success", "strict_success")
 SETTINGS = ("steps", "guidance", "embedded_guidance", "negative_prompt", "seed")
 
 
@@ -58,19 +57,16 @@ def load_results(path: Path) -> Scored:
     if not isinstance(samples, list) or not samples:
         raise ValueError(f"{file} holds no per-edit samples; rerun `python -m training.evaluate` to write them")
     edit_types, instructions = {}, {}
-    outcomes: dict[str, Outcomes] = {check: {} for check in CHECKS}
     for sample in samples:
         edit_id = sample.get("id")
         if edit_id is None or edit_id in edit_types:
             raise ValueError(f"{file}: sample ids must be present and unique, got {edit_id!r}")
         edit_types[edit_id] = sample.get("edit_type") or "unknown"
         instructions[edit_id] = sample.get("instruction", "")
-        for check in CHECKS:
-            outcomes[check][edit_id] = sample.get(check)
     model = results.get("model") or {}
     sampling = dict(model.get("sampling") or {})
     sampling["precision"] = model.get("precision")
-    return Scored(file, edit_types, instructions, outcomes, sampling)
+    return Scored(file, edit_types, instructions, sample_outcomes(results), sampling)
 
 
 def _check_same_benchmark(runs: Sequence[Scored]) -> list[str]:

@@ -13,6 +13,12 @@ import statistics
 from dataclasses import dataclass
 
 Outcomes = dict[str, bool | None]  # edit id -> success; None where the edit has no verdict
+CHECKS = ("clean_success", "strict_success")
+
+
+def sample_outcomes(results: dict) -> dict[str, Outcomes]:
+    """Each check's per-edit verdicts in an evaluation's `results.json`, keyed by check, then edit id."""
+    return {check: {sample["id"]: sample.get(check) for sample in results["samples"]} for check in CHECKS}
 
 
 @dataclass(frozen=True)

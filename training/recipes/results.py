@@ -23,6 +23,7 @@ from pathlib import Path
 
 from training.atomic import atomic_write
 from training.config import load_config
+from training.evaluation.paired import paired_gap, sample_outcomes
 from training.recipes.ablation import VARIANTS
 from training.recipes.demo import REPO, STEPS, DemoRecipe
 from training.run_log import read_log
@@ -135,8 +136,6 @@ def _ablation_contrasts(runs: list[dict], edits: int, outcomes: dict[str, dict] 
     but not the other does not tilt the comparison. With each run's per-edit `outcomes` (keyed `variant-seedN`), the
     gaps carry their paired standard error and one gap per seed; without them (an older record), one unpaired error
     for the page."""
-    from training.evaluation.paired import paired_gap
-
     by_variant: dict[str, dict[int, dict]] = {}
     for run in runs:
         by_variant.setdefault(run["variant"], {})[run["seed"]] = run
@@ -288,10 +287,7 @@ def _gather_ablation(root: Path, plot: Path) -> dict | None:
             results = json.loads(found.read_text())
             evaluations[f"{run['variant']}, seed {run['seed']}"] = _kept(results)
             # Per edit, so the paper's questions can be read edit by edit (paired) rather than rate against rate.
-            outcomes[f"{run['variant']}-seed{run['seed']}"] = {
-                key: {sample["id"]: sample.get(key) for sample in results["samples"]}
-                for key in ("clean_success", "strict_success")
-            }
+            outcomes[f"{run['variant']}-seed{run['seed']}"] = sample_outcomes(results)
     return {"summary": summary, "evaluations": evaluations, "outcomes": outcomes,
             "plot": _ablation_plot(summary, plot)}  # fmt: skip
 

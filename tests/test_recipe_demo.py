@@ -177,6 +177,15 @@ def test_the_ablation_reproduce_line_names_the_variants_and_seeds_it_ran_with():
     assert "variants=" not in _ablation_settings(summary(list(VARIANTS)))  # every variant: the default
 
 
+def test_a_root_without_an_ablation_points_at_the_ablation_pages_written_elsewhere():
+    from training.recipes.results import _ablation_section
+
+    text = "\n".join(_ablation_section(None, ["ABLATION-2000.md", "ABLATION-4000.md"]))
+    assert "No ablation ran under this recipe's root" in text
+    assert "[ABLATION-2000.md](ABLATION-2000.md), [ABLATION-4000.md](ABLATION-4000.md)" in text
+    assert "ABLATION" not in "\n".join(_ablation_section(None, []))
+
+
 def test_ablation_contrasts_say_how_many_seeds_stand_behind_them():
     from training.recipes.results import _ablation_contrasts
 

@@ -98,9 +98,15 @@ def _comparison_section(runs: dict[str, dict]) -> list[str]:
     return [*lines, ""]
 
 
-def _ablation_section(ablation: dict | None) -> list[str]:
+def _ablation_section(ablation: dict | None, pages: list[str] | None = None) -> list[str]:
     if ablation is None:
-        return ["The ablation has not been run yet (`python -m training.recipes.ablation`).", ""]
+        # Ablations are studies of their own, each at its own root and budget: the page points at those written.
+        where = ", ".join(f"[{page}]({page})" for page in pages or [])
+        return [
+            "No ablation ran under this recipe's root (`python -m training.recipes.ablation`"
+            f"{'). Those run at other roots and budgets: ' + where if where else ' runs it).'}",
+            "",
+        ]
     from training.recipes.ablation import summary_markdown
 
     summary = ablation["summary"]
@@ -357,6 +363,7 @@ def gather(
         "step_seconds": {n: json.loads(path.read_text())["seconds"] for n, path in done.items() if path.is_file()},
         "loop_seconds": loops,
         "ablation": ablation,
+        "ablation_pages": sorted(page.name for page in images.parent.glob("ABLATION-*.md")),
         "commands": {
             "config": _config_arg(config_path),
             "ablation": f"python -m training.recipes.ablation recipe={shown_config}"
@@ -451,7 +458,7 @@ def render(sources: dict) -> str:
         *step_rows,
         "",
     ]
-    lines += ["## Ablation", "", *_ablation_section(sources["ablation"])]
+    lines += ["## Ablation", "", *_ablation_section(sources["ablation"], sources.get("ablation_pages"))]
     config_arg = commands["config"]
     lines += [
         "## Reproduce",

@@ -251,6 +251,16 @@ def test_compiled_training_follows_eager_with_the_same_weight_names(tmp_path, ca
     assert losses[1] == pytest.approx(losses[0], rel=1e-4)
 
 
+def test_stages_in_one_process_each_train_in_their_own_precision(tmp_path, cache_dir, model_dir):
+    from accelerate.state import AcceleratorState
+
+    # A recipe's stages: bf16, then fp32, then bf16 again, as the recipe runs them, one after another.
+    for number, precision in enumerate(["bf16", "no", "bf16"]):
+        train(_config(cache_dir, model_dir, tmp_path / str(number), steps=2, mixed_precision=precision))
+        assert AcceleratorState().mixed_precision == precision
+        assert (tmp_path / str(number) / "pipeline" / "model_index.json").is_file()
+
+
 def test_non_finite_loss_names_the_step(tmp_path, cache_dir, model_dir, monkeypatch):
     calls = []
     original = flow_matching.loss

@@ -40,6 +40,7 @@ from typing import Any
 import torch
 import yaml
 from accelerate import Accelerator
+from accelerate.state import AcceleratorState
 from safetensors.torch import load_file
 from torch.utils.data import DataLoader
 
@@ -299,6 +300,10 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
             f"the latest checkpoint, {latest}, is past steps={config.steps}: raise steps, or train into another output"
         )
 
+    # Accelerate keeps one mixed precision per process, but a recipe trains its stages in one process, each in its own
+    # precision: the last stage's goes (the process group, in PartialState, stays).
+    if AcceleratorState._shared_state and AcceleratorState().mixed_precision != config.mixed_precision:
+        AcceleratorState._reset_state()
     accelerator = Accelerator(mixed_precision=config.mixed_precision)
     device, rank, world = accelerator.device, accelerator.process_index, accelerator.num_processes
     if accelerator.is_main_process:

@@ -26,6 +26,8 @@ def _toy_overrides(tmp_path) -> list[str]:
         "pretrain.validation.steps=1", "finetune.steps=2", "finetune.decay_steps=0", "finetune.restarts=[]",
         "finetune.batch_size=2", "finetune.log_every=1", "finetune.validation.count=1", "finetune.validation.steps=1",
         "base.steps=2", "base.batch_size=2", "base.log_every=1",
+        # A compile costs a minute per clip shape: more than the toy trains.
+        "pretrain.compile=false", "finetune.compile=false",
     ]  # fmt: skip
     return overrides
 
@@ -234,7 +236,7 @@ def test_results_page_is_written_from_the_recipe_files(toy, tmp_path):
     run_ablation(AblationConfig(recipe=RECIPE, recipe_overrides=overrides, budget=4, pretrain_share=0.5))  # resumes
     output = tmp_path / "docs" / "RESULTS.md"
     identity = Path(recipe.root) / "eval" / "identity"
-    compare = ["--compare", f"returns its source={identity}"]
+    compare = ["--compare", f"returns its source (steps=0)={identity}"]  # a label may name settings
     compare += ["--reproduce", "python -m training.evaluate --model source"]
     assert write_results(["--output", str(output), *compare, *overrides]) == 0
     text = output.read_text()
@@ -253,8 +255,13 @@ def test_results_page_is_written_from_the_recipe_files(toy, tmp_path):
     assert "budget=4 pretrain_share=0.5 seeds=[0]" in text
     assert shlex.quote(f"recipe_overrides={json.dumps(overrides)}") in text  # the reproduce line is the one that ran
     assert (output.parent / "results" / "ablation.png").is_file()
-    assert "| returns its source |" in text and f"--compare 'returns its source={identity}'" in text
+    assert "| returns its source (steps=0) |" in text
+    assert f"--compare 'returns its source (steps=0)={identity}'" in text
     assert "\npython -m training.evaluate --model source\n" in text  # a --reproduce command, listed
+    # The recipe's settings as given, its root among them, reproduce the recipe and the page.
+    recipe_args = " ".join(shlex.quote(item) for item in overrides)
+    assert f"\npython -m training.recipes.demo {recipe_args}   #" in text
+    assert f"\npython -m training.recipes.results {recipe_args} --compare" in text
     assert write_results(["--output", str(output), "--compare", str(identity), *overrides]) == 2  # no LABEL=
 
     # The record beside the page writes it again without the recipe's files.
@@ -304,7 +311,8 @@ def test_a_record_older_than_a_setting_counts_it_at_its_default(tmp_path, monkey
     calls = []
     for name in STEPS:
         monkeypatch.setitem(STEPS, name, lambda recipe, name=name: calls.append(name))
-    recipe = load_config(DemoRecipe, RECIPE, [f"root={tmp_path}"])
+    # A run from before the setting existed made no canonical edits, as its default (false) says.
+    recipe = load_config(DemoRecipe, RECIPE, [f"root={tmp_path}", "canonical_edits=false"])
     run(recipe, until="global_pairs")
     done = demo._done_file(recipe, "global_pairs")
     record = json.loads(done.read_text())
@@ -353,7 +361,8 @@ def test_rewording_stage_two_keeps_the_steps_before_it_and_reaches_its_curation(
     calls = []
     for name in STEPS:
         monkeypatch.setitem(STEPS, name, lambda recipe, name=name: calls.append(name))
-    run(load_config(DemoRecipe, RECIPE, [f"root={tmp_path}"]), until="stage2")
+    single = load_config(DemoRecipe, RECIPE, [f"root={tmp_path}", "vary_instructions=false"])
+    run(single, until="stage2")
     varied = load_config(DemoRecipe, RECIPE, [f"root={tmp_path}", "vary_instructions=true"])
     with pytest.raises(ValueError, match=r"step 'stage2' was done with other settings \(vary_instructions changed"):
         run(varied, until="stage2")
@@ -364,5 +373,5 @@ def test_rewording_stage_two_keeps_the_steps_before_it_and_reaches_its_curation(
     configs = []
     monkeypatch.setattr(training.curate, "curate", lambda stage, config: configs.append((stage, config)))
     demo.step_stage2(varied)
-    demo.step_stage2(load_config(DemoRecipe, RECIPE, [f"root={tmp_path}"]))
+    demo.step_stage2(single)
     assert [(stage, config.vary_instructions) for stage, config in configs] == [("stage2", True), ("stage2", False)]

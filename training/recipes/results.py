@@ -104,7 +104,7 @@ def _ablation_section(ablation: dict | None, pages: list[str] | None = None) -> 
         where = ", ".join(f"[{page}]({page})" for page in pages or [])
         return [
             "No ablation ran under this recipe's root (`python -m training.recipes.ablation`"
-            f"{'). Those run at other roots and budgets: ' + where if where else ' runs it).'}",
+            f"{'). Those run at other roots and budgets: ' + where + '.' if where else ' runs it).'}",
             "",
         ]
     from training.recipes.ablation import summary_markdown
@@ -304,6 +304,7 @@ def gather(
     config_path: Path,
     compare: dict[str, Path] | None = None,
     reproduce: list[str] | None = None,
+    overrides: list[str] | None = None,
 ) -> dict:
     """Read what the recipe and the ablation wrote under `recipe.root` and copy the page's images into `images`:
     every number the page shows, as one JSON-able record (see `render`)."""
@@ -366,8 +367,10 @@ def gather(
         "ablation_pages": sorted(page.name for page in images.parent.glob("ABLATION-*.md")),
         "commands": {
             "config": _config_arg(config_path),
-            "ablation": f"python -m training.recipes.ablation recipe={shown_config}"
-            f"{_ablation_settings(ablation and ablation['summary'])}",
+            # The recipe's settings as given: its root among them, which the page's numbers came from.
+            "recipe_args": "".join(f" {shlex.quote(item)}" for item in overrides or []),
+            "ablation": ablation
+            and f"python -m training.recipes.ablation recipe={shown_config}{_ablation_settings(ablation['summary'])}",
             "reproduce": list(reproduce or []),
             "compare_args": compare_args,
         },
@@ -459,15 +462,15 @@ def render(sources: dict) -> str:
         "",
     ]
     lines += ["## Ablation", "", *_ablation_section(sources["ablation"], sources.get("ablation_pages"))]
-    config_arg = commands["config"]
+    config_arg, recipe_args = commands["config"], commands.get("recipe_args", "")
     lines += [
         "## Reproduce",
         "",
         "```bash",
-        f"python -m training.recipes.demo{config_arg}          # data, curation, training, evaluation, timing, ship",
-        commands["ablation"],
+        f"python -m training.recipes.demo{config_arg}{recipe_args}   # data, curation, training, evaluation, ship",
+        *([commands["ablation"]] if commands["ablation"] else []),
         *commands["reproduce"],
-        f"python -m training.recipes.results{config_arg}{commands['compare_args']}",
+        f"python -m training.recipes.results{config_arg}{recipe_args}{commands['compare_args']}",
         "```",
         "",
         f"Written on {sources['platform']}.",
@@ -571,12 +574,13 @@ def write_results(
     config_path: Path,
     compare: dict[str, Path] | None = None,
     reproduce: list[str] | None = None,
+    overrides: list[str] | None = None,
 ) -> Path:
     """Write `output`, its images and the record of every number on it (`results/sources.json`, for `rewrite`);
     `compare` names other evaluation folders (label -> folder with results.json) on the same benchmark to show beside
-    the shipped model, `reproduce` the commands that made them."""
+    the shipped model, `reproduce` the commands that made them, `overrides` the recipe's settings as given."""
     images = output.parent / "results"
-    sources = gather(recipe, images, config_path, compare, reproduce)
+    sources = gather(recipe, images, config_path, compare, reproduce, overrides)
     atomic_write(images / SOURCES, lambda tmp: tmp.write_text(json.dumps(sources, indent=1) + "\n"))
     atomic_write(output, lambda tmp: tmp.write_text(render(sources)))
     logger.info("wrote %s and %s", output, images / SOURCES)
@@ -644,13 +648,13 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         compare = {}
         for item in args.compare:
-            label, sep, folder = item.partition("=")
+            label, sep, folder = item.rpartition("=")  # a label may name settings (name=value)
             if not sep or not (Path(folder) / "results.json").is_file():
                 raise ValueError(
                     f"--compare {item!r} must be LABEL=FOLDER, a folder holding an evaluation's results.json"
                 )
             compare[label] = Path(folder)
-        write_results(recipe, args.output, args.config, compare, args.reproduce)
+        write_results(recipe, args.output, args.config, compare, args.reproduce, args.overrides)
     except (ValueError, FileNotFoundError) as error:
         sys.stderr.write(f"error: {error}\n")
         return 2

@@ -71,6 +71,8 @@ class DemoRecipe:
     stage1: dict[str, Any] = field(default_factory=dict)  # overrides of configs/curation/stage1.yaml
     stage2: dict[str, Any] = field(default_factory=dict)  # overrides of configs/curation/stage2.yaml
     global_pairs: int = 1000
+    # Off here as in the runs made before these settings existed, whose step records lack them (configs/recipes/
+    # demo.yaml turns both on).
     canonical_edits: bool = False  # training edits fix what instructions leave open (upright replacements, ...)
     vary_instructions: bool = False  # stage 2's describer words each pair its own way, not one wording per type
     benchmark_per_type: int = 30

@@ -100,13 +100,10 @@ def _comparison_section(runs: dict[str, dict]) -> list[str]:
 
 def _ablation_section(ablation: dict | None, pages: list[str] | None = None) -> list[str]:
     if ablation is None:
-        # Ablations are studies of their own, each at its own root and budget: the page points at those written.
-        where = ", ".join(f"[{page}]({page})" for page in pages or [])
-        return [
-            "No ablation ran under this recipe's root (`python -m training.recipes.ablation`"
-            f"{'). Those run at other roots and budgets: ' + where + '.' if where else ' runs it).'}",
-            "",
-        ]
+        text = "No ablation ran under this recipe's root (`python -m training.recipes.ablation` runs one)."
+        if pages:  # ablations are studies of their own, each at its own root and budget: point at those written
+            text += " Those run at other roots and budgets: " + ", ".join(f"[{page}]({page})" for page in pages) + "."
+        return [text, ""]
     from training.recipes.ablation import summary_markdown
 
     summary = ablation["summary"]
@@ -369,8 +366,10 @@ def gather(
             "config": _config_arg(config_path),
             # The recipe's settings as given: its root among them, which the page's numbers came from.
             "recipe_args": "".join(f" {shlex.quote(item)}" for item in overrides or []),
-            "ablation": ablation
-            and f"python -m training.recipes.ablation recipe={shown_config}{_ablation_settings(ablation['summary'])}",
+            "ablation": f"python -m training.recipes.ablation recipe={shown_config}"
+            f"{_ablation_settings(ablation['summary'])}"
+            if ablation
+            else None,
             "reproduce": list(reproduce or []),
             "compare_args": compare_args,
         },
